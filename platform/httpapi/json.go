@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// MaxBodyBytes bounds request bodies; larger ones get 400 without being read.
+const MaxBodyBytes = 1 << 20
+
+// WriteJSON writes v with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the contract's error shape: {"error":{"code","message"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inner object of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// WriteError writes the contract's JSON error.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	WriteJSON(w, status, ErrorBody{ErrorDetail{code, message}})
+}
+
+// BadRequest writes a 400 with code "invalid_request" and the reason.
+func BadRequest(w http.ResponseWriter, err error) {
+	WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
+}
+
+// DecodeJSON strictly decodes one JSON object from r's body into dst:
+// unknown fields, trailing data and bodies over MaxBodyBytes are errors whose
+// text is fit to return to the caller.
+func DecodeJSON(r *http.Request, dst any) error {
+	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return fmt.Errorf("request body exceeds %d bytes", MaxBodyBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.New("request body is empty")
+		}
+		return fmt.Errorf("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON body: trailing data after the object")
+	}
+	return nil
+}

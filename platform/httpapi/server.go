@@ -1,0 +1,196 @@
+// Package httpapi is the internal HTTP server every service runs: the
+// service's own routes plus /healthz, /readyz and /metrics, JSON errors in the
+// contract's shape, an optional bearer token, and graceful shutdown.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check reports whether one dependency answers. It must honour ctx.
+type Check func(ctx context.Context) error
+
+// Server is the internal HTTP API of a service.
+type Server struct {
+	addr     string
+	logger   *slog.Logger
+	mux      *http.ServeMux
+	token    string
+	mu       sync.Mutex
+	checks   []namedCheck
+	listener net.Listener
+	requests *prometheus.CounterVec
+}
+
+type namedCheck struct {
+	name  string
+	check Check
+}
+
+// CheckTimeout bounds each readiness check so one hung dependency cannot hang
+// the probe.
+const CheckTimeout = 2 * time.Second
+
+// New returns a server for addr. A non-empty token protects every route but
+// the probes and /metrics. reg receives the request metrics and is served on
+// /metrics; pass prometheus.DefaultRegisterer's registry in services.
+func New(addr string, logger *slog.Logger, token string, reg *prometheus.Registry) *Server {
+	s := &Server{addr: addr, logger: logger, mux: http.NewServeMux(), token: token}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total",
+		Help: "Internal API requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	reg.MustRegister(s.requests)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s
+}
+
+// AddCheck registers a readiness check under name (e.g. "redis").
+func (s *Server) AddCheck(name string, check Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, namedCheck{name, check})
+}
+
+// Handle registers an API route with a Go 1.22 pattern ("GET /api/v1/x/{id}").
+func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, s.protect(h))
+}
+
+func (s *Server) protect(h http.HandlerFunc) http.Handler {
+	if s.token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	checks := append([]namedCheck(nil), s.checks...)
+	s.mu.Unlock()
+	type failure struct {
+		Check string `json:"check"`
+		Error string `json:"error"`
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []failure
+	)
+	for _, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
+			defer cancel()
+			if err := c.check(ctx); err != nil {
+				mu.Lock()
+				failures = append(failures, failure{c.name, err.Error()})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": failures})
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Listen binds the address now, so that a port conflict stops the process
+// before any work starts. Run calls it when it was not called.
+func (s *Server) Listen() error {
+	if s.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.listener = l
+	return nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return s.addr
+	}
+	return s.listener.Addr().String()
+}
+
+// Run serves until ctx ends, then drains in-flight requests within the
+// shutdown budget carried by lifecycle (ctx's cancellation starts it).
+func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.instrument(s.mux),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.listener) }()
+	s.logger.Info("internal http api listening", "addr", s.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc()
+		if rec.code >= 500 && !strings.HasSuffix(route, "/readyz") {
+			s.logger.Warn("internal api error", "route", route, "code", rec.code)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,327 @@
+// Package streams runs Redis Streams consumer groups the way every service
+// here needs them: at-least-once delivery with acknowledgement only after the
+// handler's effect is durable, reclaiming of entries a dead consumer left
+// pending, and a dead-letter stream for entries that keep failing.
+//
+// Handlers must be idempotent: an entry whose handler succeeded but whose
+// XACK was lost is delivered again.
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Message is one stream entry handed to a Handler.
+type Message struct {
+	Stream string
+	ID     string
+	Values map[string]string
+	// Deliveries counts how many times the group has delivered this entry,
+	// this delivery included.
+	Deliveries int64
+}
+
+// Handler processes one entry. Returning nil acknowledges it. Returning an
+// error leaves it pending for a retry after ClaimIdle; an error wrapped with
+// Permanent dead-letters it at once (malformed input that no retry can fix).
+type Handler func(ctx context.Context, msg Message) error
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// DeadLetterSuffix is appended to a stream's name to form its dead-letter stream.
+const DeadLetterSuffix = ":dead"
+
+// Worker consumes one stream in one consumer group.
+type Worker struct {
+	Client *redis.Client
+	Stream string
+	Group  string
+	// Consumer is this process's name in the group; see DefaultConsumer.
+	Consumer string
+	Handler  Handler
+	Logger   *slog.Logger
+	// Block is how long one XREADGROUP waits for new entries.
+	Block time.Duration
+	// ClaimIdle is the idle time after which a pending entry is reclaimed,
+	// whether its consumer died or its handler failed.
+	ClaimIdle time.Duration
+	// MaxDeliveries is how many failed deliveries dead-letter an entry.
+	MaxDeliveries int64
+	// Batch is the number of entries read at once (default 16).
+	Batch int64
+	// Metrics, when set, counts outcomes.
+	Metrics *Metrics
+}
+
+// DefaultConsumer names a consumer after the host and process. A restarted
+// process gets a new name; its predecessor's pending entries are reclaimed by
+// XAUTOCLAIM after ClaimIdle.
+func DefaultConsumer() string {
+	host, _ := os.Hostname()
+	return host + "-" + strconv.Itoa(os.Getpid())
+}
+
+// EnsureGroup creates the consumer group reading from the stream's start,
+// creating the stream if needed; an existing group is fine.
+func EnsureGroup(ctx context.Context, c *redis.Client, stream, group string) error {
+	err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create group %s on %s: %w", group, stream, err)
+	}
+	return nil
+}
+
+// Run consumes until ctx ends. Redis errors are logged and retried; Run
+// returns only when ctx is done.
+func (w *Worker) Run(ctx context.Context) error {
+	w.defaults()
+	for ctx.Err() == nil {
+		if err := EnsureGroup(ctx, w.Client, w.Stream, w.Group); err != nil {
+			w.Logger.Error("stream group unavailable", "stream", w.Stream, "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		break
+	}
+	lastClaim := time.Time{}
+	for ctx.Err() == nil {
+		if time.Since(lastClaim) >= w.claimEvery() {
+			lastClaim = time.Now()
+			if err := w.reclaim(ctx); err != nil && ctx.Err() == nil {
+				w.Logger.Warn("reclaim pending entries", "stream", w.Stream, "err", err)
+			}
+		}
+		if err := w.readNew(ctx); err != nil && ctx.Err() == nil {
+			if strings.Contains(err.Error(), "NOGROUP") {
+				// The stream was deleted under us; recreate and go on.
+				_ = EnsureGroup(ctx, w.Client, w.Stream, w.Group)
+				continue
+			}
+			w.Logger.Warn("read stream", "stream", w.Stream, "err", err)
+			sleep(ctx, 500*time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) defaults() {
+	if w.Logger == nil {
+		w.Logger = slog.Default()
+	}
+	if w.Consumer == "" {
+		w.Consumer = DefaultConsumer()
+	}
+	if w.Block <= 0 {
+		w.Block = 2 * time.Second
+	}
+	if w.ClaimIdle <= 0 {
+		w.ClaimIdle = 30 * time.Second
+	}
+	if w.MaxDeliveries <= 0 {
+		w.MaxDeliveries = 5
+	}
+	if w.Batch <= 0 {
+		w.Batch = 16
+	}
+}
+
+// claimEvery polls for reclaimable entries at a fraction of ClaimIdle, so a
+// failed entry is retried soon after it becomes eligible.
+func (w *Worker) claimEvery() time.Duration {
+	d := w.ClaimIdle / 4
+	if d < 50*time.Millisecond {
+		d = 50 * time.Millisecond
+	}
+	return d
+}
+
+func (w *Worker) readNew(ctx context.Context) error {
+	res, err := w.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    w.Group,
+		Consumer: w.Consumer,
+		Streams:  []string{w.Stream, ">"},
+		Count:    w.Batch,
+		Block:    w.Block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range res {
+		for _, m := range s.Messages {
+			w.process(ctx, m, 1)
+		}
+	}
+	return nil
+}
+
+// reclaim takes over entries idle longer than ClaimIdle — those of dead
+// consumers and our own failed ones — and processes them again.
+func (w *Worker) reclaim(ctx context.Context) error {
+	start := "0-0"
+	for ctx.Err() == nil {
+		msgs, next, err := w.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream:   w.Stream,
+			Group:    w.Group,
+			Consumer: w.Consumer,
+			MinIdle:  w.ClaimIdle,
+			Start:    start,
+			Count:    w.Batch,
+		}).Result()
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 {
+			counts, err := w.deliveryCounts(ctx, msgs)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				w.process(ctx, m, counts[m.ID])
+			}
+		}
+		if next == "0-0" || next == "" {
+			return nil
+		}
+		start = next
+	}
+	return nil
+}
+
+func (w *Worker) deliveryCounts(ctx context.Context, msgs []redis.XMessage) (map[string]int64, error) {
+	pending, err := w.Client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream:   w.Stream,
+		Group:    w.Group,
+		Start:    msgs[0].ID,
+		End:      msgs[len(msgs)-1].ID,
+		Count:    int64(len(msgs)) + 1,
+		Consumer: w.Consumer,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(pending))
+	for _, p := range pending {
+		out[p.ID] = p.RetryCount
+	}
+	return out, nil
+}
+
+func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64) {
+	msg := Message{Stream: w.Stream, ID: m.ID, Values: stringValues(m.Values), Deliveries: deliveries}
+	if deliveries > w.MaxDeliveries {
+		w.deadLetter(ctx, msg, fmt.Errorf("delivered %d times without being handled (max %d)", deliveries-1, w.MaxDeliveries))
+		return
+	}
+	hctx, span := startSpan(ctx, msg)
+	err := w.safeHandle(hctx, msg)
+	span.End()
+	switch {
+	case err == nil:
+		if aerr := w.Client.XAck(ctx, w.Stream, w.Group, m.ID).Err(); aerr != nil {
+			w.Logger.Warn("ack failed; the entry will be delivered again", "stream", w.Stream, "id", m.ID, "err", aerr)
+		}
+		w.Metrics.observe(w.Stream, "handled")
+	case IsPermanent(err), deliveries >= w.MaxDeliveries:
+		w.deadLetter(ctx, msg, err)
+	default:
+		w.Metrics.observe(w.Stream, "retried")
+		w.Logger.Warn("handler failed; will retry", "stream", w.Stream, "id", m.ID, "delivery", deliveries, "err", err)
+	}
+}
+
+func (w *Worker) safeHandle(ctx context.Context, msg Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.Logger.Error("handler panicked", "stream", w.Stream, "id", msg.ID, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return w.Handler(ctx, msg)
+}
+
+// deadLetter copies the entry to <stream>:dead with the error and acknowledges
+// it in one transaction, so it is neither lost nor handled twice.
+func (w *Worker) deadLetter(ctx context.Context, msg Message, cause error) {
+	values := make(map[string]any, len(msg.Values)+5)
+	for k, v := range msg.Values {
+		values[k] = v
+	}
+	values["dead_error"] = cause.Error()
+	values["dead_source_stream"] = msg.Stream
+	values["dead_source_id"] = msg.ID
+	values["dead_group"] = w.Group
+	values["dead_deliveries"] = strconv.FormatInt(msg.Deliveries, 10)
+	values["dead_at_ms"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
+	_, err := w.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: w.Stream + DeadLetterSuffix, Values: values})
+		p.XAck(ctx, w.Stream, w.Group, msg.ID)
+		return nil
+	})
+	if err != nil {
+		w.Logger.Error("dead-letter failed; the entry stays pending", "stream", w.Stream, "id", msg.ID, "err", err)
+		return
+	}
+	w.Metrics.observe(w.Stream, "dead_lettered")
+	w.Logger.Warn("entry dead-lettered", "stream", w.Stream, "id", msg.ID, "deliveries", msg.Deliveries, "err", cause)
+}
+
+func stringValues(in map[string]any) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		switch t := v.(type) {
+		case string:
+			out[k] = t
+		default:
+			out[k] = fmt.Sprint(t)
+		}
+	}
+	return out
+}
+
+func startSpan(ctx context.Context, msg Message) (context.Context, trace.Span) {
+	ctx = ExtractTrace(ctx, msg.Values)
+	return otel.Tracer("galaxy/platform/streams").Start(ctx, "consume "+msg.Stream,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "redis"),
+			attribute.String("messaging.destination.name", msg.Stream),
+			attribute.String("messaging.message.id", msg.ID),
+		))
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
