@@ -36,12 +36,19 @@ func LoadFrom[T any](prefix string, environ map[string]string) (T, error) {
 	if err := env.ParseWithOptions(&cfg, opts); err != nil {
 		return cfg, describe(err, &cfg, prefix)
 	}
-	if v, ok := any(&cfg).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
+	if v, ok := any(&cfg).(Validator); ok {
+		if err := v.Validate(prefix); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, nil
+}
+
+// Validator is implemented by configurations with rules beyond parsing.
+// Errors must name the variable, prefix included. A service type that
+// embeds Base and defines its own Validate must call Base.Validate.
+type Validator interface {
+	Validate(prefix string) error
 }
 
 // MustLoad is Load that exits the process with code 2 on error.
@@ -170,10 +177,10 @@ type Base struct {
 	InternalAPIToken string `env:"INTERNAL_API_TOKEN"`
 }
 
-// Validate checks cross-field rules of Base.
-func (b *Base) Validate() error {
+// Validate checks the rules of Base that parsing alone does not.
+func (b *Base) Validate(prefix string) error {
 	if b.StreamMaxDeliveries < 1 {
-		return fmt.Errorf("STREAM_MAX_DELIVERIES: must be at least 1, got %d", b.StreamMaxDeliveries)
+		return fmt.Errorf("%sSTREAM_MAX_DELIVERIES: must be at least 1, got %d", prefix, b.StreamMaxDeliveries)
 	}
 	return nil
 }
