@@ -96,4 +96,3 @@ func lockID(service string) int64 {
 	_, _ = h.Write([]byte("galaxy-migrations:" + service))
 	return int64(h.Sum64() & 0x7fffffffffffffff)
 }
-

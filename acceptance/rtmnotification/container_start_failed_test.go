@@ -1,0 +1,26 @@
+package rtmnotification_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/harness"
+)
+
+var _ = Describe("container_start_failed", Label(harness.LabelBoundary, harness.LabelContainerStartFailed), func() {
+	It("reports an image whose entrypoint does not exist, and removes the container", Label(harness.LabelSmoke), func(ctx SpecContext) {
+		gameID := uniqueGameID()
+		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": infra.BrokenImage})
+		Expect(err).NotTo(HaveOccurred())
+
+		expectStartFailureReported(ctx, "runtime.container_start_failed", gameID, infra.BrokenImage)
+	})
+
+	It("reports an image whose entrypoint is not executable", func(ctx SpecContext) {
+		gameID := uniqueGameID()
+		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": infra.NonExecutableImage})
+		Expect(err).NotTo(HaveOccurred())
+
+		expectStartFailureReported(ctx, "runtime.container_start_failed", gameID, infra.NonExecutableImage)
+	})
+})

@@ -1,0 +1,164 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+)
+
+// Infra is what process 1 of a Ginkgo suite starts for every process, as
+// JSON-serialisable addresses: SynchronizedBeforeSuite's first function
+// returns StartInfra(...).Encode(), the second decodes it with DecodeInfra.
+// A Docker network is not part of it: each process creates its own
+// (EnsureDockerNetwork), as it starts its own services.
+type Infra struct {
+	RedisAddr           string            `json:"redis_addr"`
+	RedisContainerID    string            `json:"redis_container_id"`
+	PostgresAdminDSN    string            `json:"postgres_admin_dsn"`
+	PostgresContainerID string            `json:"postgres_container_id"`
+	RegistryHost        string            `json:"registry_host"`
+	GameImage           string            `json:"game_image"`           // harness/gameserver, healthy on :8080
+	BrokenImage         string            `json:"broken_image"`         // entrypoint missing: fails to start
+	NonExecutableImage  string            `json:"non_executable_image"` // entrypoint not executable: fails to start
+	MissingImage        string            `json:"missing_image"`        // in the registry's namespace, never pushed: pull fails
+	Binaries            map[string]string `json:"binaries"`             // binary name → path
+	DockerHost          string            `json:"docker_host"`
+}
+
+// InfraOptions changes what StartInfraWith starts.
+type InfraOptions struct {
+	// Packages are the main packages to build into Infra.Binaries; nil means
+	// the four services (ServicePackagePaths), an empty non-nil slice none.
+	Packages []string
+}
+
+// StartInfra sweeps what killed runs left behind, checks Docker, and starts
+// Redis, PostgreSQL, the registry with the game images, and builds the four
+// service binaries. Everything is removed on clean-up — under Ginkgo, after
+// every process has finished, when called from SynchronizedBeforeSuite's
+// first function.
+func StartInfra(ctx context.Context, tb TB) Infra {
+	tb.Helper()
+	return StartInfraWith(ctx, tb, InfraOptions{})
+}
+
+// StartInfraWith is StartInfra with options.
+func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
+	tb.Helper()
+	RequireDocker(tb)
+	if removed, err := SweepLeftovers(ctx); err != nil {
+		tb.Logf("sweep: %v", err)
+	} else if len(removed) > 0 {
+		tb.Logf("swept %d leftovers of earlier runs: %v", len(removed), removed)
+	}
+
+	pkgs := opts.Packages
+	if pkgs == nil {
+		pkgs = ServicePackagePaths()
+	}
+	// The build is CPU work and the containers mostly waiting: overlap them.
+	// go build runs without the TB (which must not be used from another
+	// goroutine); its directory is the TB's and its result is checked below.
+	type buildResult struct {
+		bins map[string]string
+		err  error
+	}
+	building := make(chan buildResult, 1)
+	binDir := tb.TempDir()
+	root := mustRepoRoot(tb)
+	go func() {
+		if len(pkgs) == 0 {
+			building <- buildResult{bins: map[string]string{}}
+			return
+		}
+		bins, err := goBuild(ctx, root, binDir, pkgs)
+		building <- buildResult{bins: bins, err: err}
+	}()
+	// Whatever happens below, wait for the build before the TB's directory
+	// is removed.
+	var build buildResult
+	collected := false
+	collect := func() buildResult {
+		if !collected {
+			build, collected = <-building, true
+		}
+		return build
+	}
+	tb.Cleanup(func() { collect() })
+
+	redis := StartRedis(ctx, tb)
+	pg := StartPostgres(ctx, tb)
+	reg := StartRegistry(ctx, tb)
+	infra := Infra{
+		RedisAddr:           redis.Addr,
+		RedisContainerID:    redis.ContainerID,
+		PostgresAdminDSN:    pg.AdminDSN,
+		PostgresContainerID: pg.ContainerID,
+		RegistryHost:        reg.Host,
+		GameImage:           BuildGoImage(ctx, tb, reg, GameServerPackage, "galaxy/gameserver", "test"),
+		BrokenImage:         BuildBrokenEntrypointImage(ctx, tb, reg, "galaxy/broken-entrypoint", "test"),
+		NonExecutableImage:  BuildNonExecutableEntrypointImage(ctx, tb, reg, "galaxy/non-executable", "test"),
+		MissingImage:        reg.Ref("galaxy/missing", "never-pushed"),
+		DockerHost:          DockerHost(),
+		Binaries:            map[string]string{},
+	}
+	if b := collect(); b.err != nil {
+		tb.Fatalf("%v", b.err)
+	}
+	for p, bin := range build.bins {
+		infra.Binaries[path.Base(p)] = bin
+	}
+	return infra
+}
+
+// Encode returns the JSON of infra, for SynchronizedBeforeSuite.
+func (i Infra) Encode() []byte {
+	data, err := json.Marshal(i)
+	if err != nil {
+		// A struct of strings always marshals.
+		panic(fmt.Sprintf("encode infra: %v", err))
+	}
+	return data
+}
+
+// DecodeInfra reads what Encode wrote. Unknown fields are errors: process 1
+// and the others run the same binary, so a mismatch is a bug.
+func DecodeInfra(data []byte) (Infra, error) {
+	var i Infra
+	if err := decodeStrict(data, &i); err != nil {
+		return Infra{}, fmt.Errorf("decode infra: %w", err)
+	}
+	return i, nil
+}
+
+// MustDecodeInfra is DecodeInfra failing tb.
+func MustDecodeInfra(tb TB, data []byte) Infra {
+	tb.Helper()
+	i, err := DecodeInfra(data)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return i
+}
+
+// Redis returns the shared Redis.
+func (i Infra) Redis() *Redis { return &Redis{Addr: i.RedisAddr, ContainerID: i.RedisContainerID} }
+
+// Postgres returns the shared PostgreSQL.
+func (i Infra) Postgres() *Postgres {
+	return &Postgres{AdminDSN: i.PostgresAdminDSN, ContainerID: i.PostgresContainerID}
+}
+
+// Registry returns the shared registry.
+func (i Infra) Registry() *Registry { return &Registry{Host: i.RegistryHost} }
+
+// Binary returns the path of a built binary, failing tb if it was not built.
+func (i Infra) Binary(tb TB, name string) string {
+	tb.Helper()
+	bin, ok := i.Binaries[name]
+	if !ok {
+		tb.Fatalf("binary %q was not built (built: %v)", name, i.Binaries)
+	}
+	return bin
+}

@@ -1,0 +1,14 @@
+package harness
+
+import "time"
+
+// Node timeouts of the suites' set-up and reporting nodes. They bound work
+// that does not poll (builds, container starts), unlike the Eventually
+// defaults that ginkgo.yml sets.
+const (
+	// SuiteSetupTimeout covers a cold SynchronizedBeforeSuite: building four
+	// binaries and the game images on two cores, and starting containers.
+	SuiteSetupTimeout = 10 * time.Minute
+	// ReportTimeout bounds collecting logs and stream dumps for a failed spec.
+	ReportTimeout = 30 * time.Second
+)

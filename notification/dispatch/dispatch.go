@@ -1,0 +1,300 @@
+// Package dispatch hands routes to Mail: it resolves user recipients through
+// the User Service, writes one template-mode command per recipient to the
+// mail stream, and decides each route's next state — routed, skipped, retried
+// later with backoff, or dead once its attempts run out.
+//
+// It runs inside a store transaction that holds the notifications' row
+// locks, both for fresh intents (intake) and for due retries (RunRetries).
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/notification/routing"
+	"galaxy/notification/store"
+	"galaxy/notification/users"
+	"galaxy/platform/streams"
+)
+
+// Mail command fields (CONTRACTS §3, mail:delivery_commands).
+const (
+	mailSource       = "notification"
+	mailPayloadMode  = "template"
+	displayNameField = "user_display_name"
+)
+
+// Resolver looks users up; *users.Client is the real one.
+type Resolver interface {
+	Resolve(ctx context.Context, ids []string) (map[string]users.User, error)
+}
+
+// Dispatcher performs hand-offs.
+type Dispatcher struct {
+	Redis       *redis.Client
+	Users       Resolver
+	MailStream  string
+	AdminLocale string
+	Backoff     routing.Backoff
+	MaxAttempts int
+	Metrics     *Metrics
+	Logger      *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// HandOff returns the store.HandOffFunc of one transaction. fresh reports
+// whether an intent was recorded by this very batch: its routes cannot have
+// been handed off before, so no search of the mail stream is needed.
+func (d *Dispatcher) HandOff(fresh func(intentID string) bool) store.HandOffFunc {
+	return func(ctx context.Context, routes []store.PendingRoute) []store.RouteUpdate {
+		return d.handOff(ctx, routes, fresh)
+	}
+}
+
+// delivery is a route ready for its mail command.
+type delivery struct {
+	route     store.PendingRoute
+	recipient string
+	locale    string
+	variables string
+}
+
+func (d *Dispatcher) handOff(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) []store.RouteUpdate {
+	updates := d.attempt(ctx, routes, fresh)
+	failed, first := 0, ""
+	for _, u := range updates {
+		if u.Status == routing.RoutePending {
+			if failed == 0 {
+				first = u.LastError
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		d.Logger.Warn("hand-offs failed; retrying with backoff", "routes", failed, "of", len(routes), "first_error", first)
+	}
+	return updates
+}
+
+func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) []store.RouteUpdate {
+	start := d.now()
+	updates := make([]store.RouteUpdate, 0, len(routes))
+	ready := make([]delivery, 0, len(routes))
+
+	var userIDs []string
+	seen := map[string]bool{}
+	for _, r := range routes {
+		if r.UserID != "" && !seen[r.UserID] {
+			seen[r.UserID] = true
+			userIDs = append(userIDs, r.UserID)
+		}
+	}
+	var resolved map[string]users.User
+	var resolveErr error
+	if len(userIDs) > 0 {
+		resolved, resolveErr = d.Users.Resolve(ctx, userIDs)
+	}
+	for _, r := range routes {
+		if r.UserID == "" {
+			ready = append(ready, delivery{route: r, recipient: r.Recipient, locale: d.AdminLocale, variables: r.PayloadJSON})
+			continue
+		}
+		if resolveErr != nil {
+			// Nothing reached the mail stream: the uncertainty (if any)
+			// stays what it was.
+			updates = append(updates, d.failed(r, start, "user service: "+resolveErr.Error(), d.priorUncertainty(r, fresh)))
+			continue
+		}
+		u, ok := resolved[r.UserID]
+		switch {
+		case !ok:
+			updates = append(updates, d.skipped(r, start, routing.ReasonUserNotFound, ""))
+			continue
+		case u.OptedOut():
+			updates = append(updates, d.skipped(r, start, routing.ReasonEmailOptedOut, u.Email))
+			continue
+		case u.Email == "":
+			updates = append(updates, d.skipped(r, start, routing.ReasonUserHasNoEmail, ""))
+			continue
+		}
+		vars, err := withDisplayName(r.PayloadJSON, u.DisplayName)
+		if err != nil {
+			// The payload was validated as an object when recorded; this
+			// cannot happen short of a corrupted row.
+			updates = append(updates, d.failed(r, start, err.Error(), d.priorUncertainty(r, fresh)))
+			continue
+		}
+		locale := u.Locale
+		if locale == "" {
+			locale = d.AdminLocale
+		}
+		ready = append(ready, delivery{route: r, recipient: u.Email, locale: locale, variables: vars})
+	}
+	if len(ready) == 0 {
+		return updates
+	}
+
+	// A route whose earlier hand-off may have reached the stream is looked
+	// for there first, so a crash between the stream write and its record
+	// does not put a second command in the stream.
+	var found map[string]string
+	var since int64
+	for _, dl := range ready {
+		if s := d.priorUncertainty(dl.route, fresh); s > 0 && (since == 0 || s < since) {
+			since = s
+		}
+	}
+	if since > 0 {
+		keys := map[string]bool{}
+		for _, dl := range ready {
+			if d.priorUncertainty(dl.route, fresh) > 0 {
+				keys[dl.route.IdempotencyKey] = true
+			}
+		}
+		var err error
+		found, err = findCommands(ctx, d.Redis, d.MailStream, keys, since)
+		if err != nil {
+			d.Logger.Warn("search of the mail stream failed; mail commands may repeat (Mail drops repeats by key)",
+				"stream", d.MailStream, "err", err)
+		}
+	}
+
+	pipe := d.Redis.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ready))
+	for i, dl := range ready {
+		if _, ok := found[dl.route.IdempotencyKey]; ok {
+			continue
+		}
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: d.MailStream, Values: d.command(dl, start)})
+	}
+	if pipe.Len() > 0 {
+		// Per-command errors are read below; Exec's error is the first of them.
+		_, _ = pipe.Exec(ctx)
+	}
+	done := d.now()
+	for i, dl := range ready {
+		if id, ok := found[dl.route.IdempotencyKey]; ok {
+			d.Metrics.Recovered.Inc()
+			updates = append(updates, d.routed(dl, id, done))
+			continue
+		}
+		id, err := cmds[i].Result()
+		if err != nil {
+			// The command may or may not have reached Redis.
+			uncertain := start.UnixMilli()
+			if prior := d.priorUncertainty(dl.route, fresh); prior > 0 && prior < uncertain {
+				uncertain = prior
+			}
+			updates = append(updates, d.failed(dl.route, start, fmt.Sprintf("mail stream %s: %v", d.MailStream, err), uncertain))
+			continue
+		}
+		d.Metrics.HandOffLatency.Observe(done.Sub(time.UnixMilli(dl.route.IntentAtMS)).Seconds())
+		updates = append(updates, d.routed(dl, id, done))
+	}
+	return updates
+}
+
+// command builds the mail command of a delivery (template mode, one
+// recipient). The caller's traceparent rides along when the intent had one.
+func (d *Dispatcher) command(dl delivery, now time.Time) map[string]any {
+	to, _ := json.Marshal([]string{dl.recipient})
+	v := map[string]any{
+		"source":                  mailSource,
+		"payload_mode":            mailPayloadMode,
+		"template_id":             dl.route.NotificationType,
+		"locale":                  dl.locale,
+		"template_variables_json": dl.variables,
+		"to_json":                 string(to),
+		"idempotency_key":         dl.route.IdempotencyKey,
+		"requested_at_ms":         strconv.FormatInt(now.UnixMilli(), 10),
+	}
+	if dl.route.Traceparent != "" {
+		v[streams.TraceparentField] = dl.route.Traceparent
+	}
+	return v
+}
+
+// priorUncertainty is since when a command of r may already be in the mail
+// stream (0: certainly not). A route of a fresh intent has never been tried.
+func (d *Dispatcher) priorUncertainty(r store.PendingRoute, fresh func(string) bool) int64 {
+	if fresh != nil && fresh(r.IntentID) {
+		return 0
+	}
+	return r.MaybeSentSinceMS
+}
+
+func (d *Dispatcher) routed(dl delivery, entryID string, now time.Time) store.RouteUpdate {
+	d.Metrics.Routes.WithLabelValues(routing.RouteRouted).Inc()
+	return store.RouteUpdate{
+		IntentID: dl.route.IntentID, RouteID: dl.route.RouteID, Status: routing.RouteRouted,
+		Attempts: dl.route.Attempts + 1, Recipient: dl.recipient, Locale: dl.locale,
+		LastAttemptAtMS: now.UnixMilli(), MailEntryID: entryID, RoutedAtMS: now.UnixMilli(),
+	}
+}
+
+func (d *Dispatcher) skipped(r store.PendingRoute, now time.Time, reason, recipient string) store.RouteUpdate {
+	d.Metrics.Routes.WithLabelValues(routing.RouteSkipped).Inc()
+	return store.RouteUpdate{
+		IntentID: r.IntentID, RouteID: r.RouteID, Status: routing.RouteSkipped, Attempts: r.Attempts + 1,
+		Reason: reason, Recipient: recipient, LastAttemptAtMS: now.UnixMilli(),
+	}
+}
+
+// failed schedules the next attempt, or makes the route dead when this was
+// its last.
+func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, maybeSentSince int64) store.RouteUpdate {
+	attempts := r.Attempts + 1
+	u := store.RouteUpdate{
+		IntentID: r.IntentID, RouteID: r.RouteID, Attempts: attempts, LastError: cause,
+		LastAttemptAtMS: now.UnixMilli(), MaybeSentSinceMS: maybeSentSince,
+	}
+	if attempts >= d.MaxAttempts {
+		u.Status = routing.RouteDead
+		u.Reason = routing.ReasonAttemptsExhausted
+		d.Metrics.Routes.WithLabelValues(routing.RouteDead).Inc()
+		d.Logger.Warn("route dead: hand-off attempts exhausted", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
+			"attempts", attempts, "last_error", cause)
+		return u
+	}
+	u.Status = routing.RoutePending
+	u.NextAttemptAtMS = now.Add(d.Backoff.Delay(attempts)).UnixMilli()
+	d.Metrics.Routes.WithLabelValues("retry").Inc()
+	// One line per route would flood the log when a dependency is down;
+	// handOff logs a summary per batch instead.
+	d.Logger.Debug("hand-off failed; will retry", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
+		"attempt", attempts, "next_attempt_at_ms", u.NextAttemptAtMS, "err", cause)
+	return u
+}
+
+// withDisplayName adds user_display_name to a payload object (replacing a
+// producer's value of that name: the User Service is the authority).
+func withDisplayName(payload, name string) (string, error) {
+	var vars map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(payload), &vars); err != nil {
+		return "", fmt.Errorf("decode payload: %w", err)
+	}
+	if vars == nil {
+		vars = map[string]json.RawMessage{}
+	}
+	n, _ := json.Marshal(name)
+	vars[displayNameField] = n
+	b, err := json.Marshal(vars)
+	if err != nil {
+		return "", fmt.Errorf("encode template variables: %w", err)
+	}
+	return string(b), nil
+}

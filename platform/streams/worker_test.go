@@ -1,0 +1,259 @@
+package streams_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+	"galaxy/platform/streams"
+)
+
+// These tests run against a real Redis from the harness.
+
+var redisAddr string
+
+func TestMain(m *testing.M) {
+	// The crash test's child process reuses its parent's Redis.
+	if addr := os.Getenv("STREAMS_TEST_REDIS_ADDR"); addr != "" {
+		runStuckConsumer(addr, os.Getenv("STREAMS_TEST_STREAM"))
+	}
+	tb := harness.NewPackageTB("streams")
+	redisAddr = harness.StartRedis(context.Background(), tb).Addr
+	code := m.Run()
+	tb.Close()
+	os.Exit(code)
+}
+
+func redisClient(t *testing.T) *redis.Client {
+	t.Helper()
+	c := streams.NewClient(redisAddr, "", 0)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func uniqueStream(t *testing.T) string {
+	return fmt.Sprintf("test:%s:%d", t.Name(), time.Now().UnixNano())
+}
+
+func runWorker(t *testing.T, w *streams.Worker) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return cancel
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func pendingCount(t *testing.T, c *redis.Client, stream, group string) int64 {
+	p, err := c.XPending(context.Background(), stream, group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Count
+}
+
+func TestHandledEntriesAreAcknowledgedInOrder(t *testing.T) {
+	c := redisClient(t)
+	stream := uniqueStream(t)
+	var mu sync.Mutex
+	var got []string
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Block: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+		Handler: func(_ context.Context, m streams.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, m.Values["n"])
+			return nil
+		},
+	})
+	for i := range 20 {
+		if _, err := streams.Publish(context.Background(), c, stream, map[string]string{"n": strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "20 entries", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 20 })
+	for i, v := range got {
+		if v != strconv.Itoa(i) {
+			t.Fatalf("entry %d out of order: %v", i, got)
+		}
+	}
+	eventually(t, "no pending entries", func() bool { return pendingCount(t, c, stream, "g") == 0 })
+}
+
+func TestPoisonEntryIsDeadLetteredWhileLaterEntriesFlow(t *testing.T) {
+	c := redisClient(t)
+	stream := uniqueStream(t)
+	var mu sync.Mutex
+	handled := map[string]int{}
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Block: 50 * time.Millisecond,
+		ClaimIdle: 100 * time.Millisecond, MaxDeliveries: 3,
+		Logger: slog.New(slog.DiscardHandler),
+		Handler: func(_ context.Context, m streams.Message) error {
+			mu.Lock()
+			handled[m.Values["kind"]]++
+			mu.Unlock()
+			switch m.Values["kind"] {
+			case "poison":
+				return errors.New("cannot handle this one")
+			case "malformed":
+				return streams.Permanent(errors.New("field x is missing"))
+			case "panic":
+				panic("boom")
+			}
+			return nil
+		},
+	})
+	ctx := context.Background()
+	for _, kind := range []string{"poison", "ok", "malformed", "panic", "ok"} {
+		if _, err := streams.Publish(ctx, c, stream, map[string]string{"kind": kind}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "three dead letters", func() bool {
+		n, _ := c.XLen(ctx, stream+streams.DeadLetterSuffix).Result()
+		return n == 3
+	})
+	dead, err := c.XRange(ctx, stream+streams.DeadLetterSuffix, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, d := range dead {
+		reasons[d.Values["kind"].(string)] = d.Values["dead_error"].(string)
+	}
+	if reasons["poison"] != "cannot handle this one" || reasons["malformed"] != "field x is missing" || reasons["panic"] != "handler panicked: boom" {
+		t.Fatalf("unexpected dead letters: %v", reasons)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if handled["ok"] != 2 || handled["poison"] != 3 || handled["malformed"] != 1 || handled["panic"] != 3 {
+		t.Fatalf("unexpected deliveries: %v", handled)
+	}
+	if n := pendingCount(t, c, stream, "g"); n != 0 {
+		t.Fatalf("%d entries still pending", n)
+	}
+}
+
+// TestKilledConsumerEntryIsReclaimedAndHandledOnce kills a consumer process
+// (SIGKILL) while it holds an entry, and checks that another consumer
+// reclaims it and that its effect happens exactly once.
+func TestKilledConsumerEntryIsReclaimedAndHandledOnce(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	if err := streams.EnsureGroup(ctx, c, stream, "g"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := streams.Publish(ctx, c, stream, map[string]string{"effect": "credit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), "STREAMS_TEST_REDIS_ADDR="+redisAddr, "STREAMS_TEST_STREAM="+stream)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the child to take the entry", func() bool {
+		v, _ := c.Get(ctx, stream+":taken").Result()
+		return v == id
+	})
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+
+	var effects sync.Map
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Consumer: "survivor", Block: 50 * time.Millisecond,
+		ClaimIdle: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Handler: func(ctx context.Context, m streams.Message) error {
+			// The effect is idempotent per entry, as handlers must be.
+			if _, loaded := effects.LoadOrStore(m.ID, true); !loaded {
+				return c.Incr(ctx, stream+":effects").Err()
+			}
+			return nil
+		},
+	})
+	eventually(t, "the reclaimed entry's effect", func() bool {
+		v, _ := c.Get(ctx, stream+":effects").Int()
+		return v == 1
+	})
+	eventually(t, "no pending entries", func() bool { return pendingCount(t, c, stream, "g") == 0 })
+	time.Sleep(500 * time.Millisecond) // a second reclaim round must not repeat the effect
+	if v, _ := c.Get(ctx, stream+":effects").Int(); v != 1 {
+		t.Fatalf("effect happened %d times", v)
+	}
+}
+
+// runStuckConsumer is the whole life of the crash test's child process: it
+// takes one entry and blocks in the handler until killed.
+func runStuckConsumer(addr, stream string) {
+	c := streams.NewClient(addr, "", 0)
+	w := &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Consumer: "doomed", Block: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+		Handler: func(ctx context.Context, m streams.Message) error {
+			c.Set(ctx, stream+":taken", m.ID, time.Minute)
+			select {} // killed here, before any effect
+		},
+	}
+	_ = w.Run(context.Background())
+}
+
+func TestTraceparentTravelsWithTheEntry(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if _, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"traceparent": tp, "x": "1"}}).Result(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Block: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Handler: func(ctx context.Context, m streams.Message) error {
+			// Re-publishing from the handler carries the same trace on.
+			id, err := streams.Publish(ctx, c, stream+":next", map[string]string{"y": "2"})
+			if err != nil {
+				return err
+			}
+			next, err := c.XRange(ctx, stream+":next", id, id).Result()
+			if err != nil || len(next) != 1 {
+				return fmt.Errorf("read back: %v", err)
+			}
+			got <- next[0].Values["traceparent"].(string)
+			return nil
+		},
+	})
+	select {
+	case v := <-got:
+		if len(v) != len(tp) || v[3:35] != tp[3:35] {
+			t.Fatalf("trace id not carried: got %q, want trace of %q", v, tp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("entry not handled")
+	}
+}

@@ -1,0 +1,145 @@
+// Command rtmanager is the Runtime Manager: it runs game servers as Docker
+// containers on start and stop jobs, watches them, and tells operators when
+// a start fails. docs/rtmanager.md describes it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"galaxy/platform/config"
+	"galaxy/platform/database"
+	"galaxy/platform/httpapi"
+	"galaxy/platform/lifecycle"
+	"galaxy/platform/logging"
+	"galaxy/platform/streams"
+	"galaxy/platform/telemetry"
+	"galaxy/rtmanager/api"
+	"galaxy/rtmanager/docker"
+	"galaxy/rtmanager/lease"
+	"galaxy/rtmanager/lobby"
+	"galaxy/rtmanager/migrations"
+	"galaxy/rtmanager/monitor"
+	"galaxy/rtmanager/outbox"
+	"galaxy/rtmanager/runner"
+	"galaxy/rtmanager/store"
+)
+
+const prefix = "RTMANAGER_"
+
+func main() {
+	cfg := config.MustLoad[Config](prefix)
+	logger := logging.New("rtmanager", cfg.LogLevel.Level())
+	ctx, stop := lifecycle.SignalContext()
+	defer stop()
+
+	shutdownTelemetry, err := telemetry.Setup(ctx, "rtmanager")
+	lifecycle.Exit(logger, err)
+	defer func() { _ = shutdownTelemetry(context.WithoutCancel(ctx)) }()
+
+	pool, err := database.Open(ctx, "rtmanager", cfg.PostgresDSN, migrations.FS, logger)
+	lifecycle.Exit(logger, err)
+	defer pool.Close()
+	rdb := streams.NewClient(cfg.RedisAddr.String(), cfg.RedisPassword, cfg.RedisDB)
+	defer rdb.Close()
+	dc, err := docker.NewClient(cfg.DockerHost)
+	lifecycle.Exit(logger, err)
+	defer dc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st := store.New(pool)
+	engine := &docker.Engine{Client: dc, Network: cfg.DockerNetwork, Instance: cfg.InstanceID}
+	pub := &outbox.Publisher{Store: st, Redis: rdb, Logger: logger}
+	leaseTTL := time.Duration(cfg.GameLeaseTTLSeconds) * time.Second
+	run := &runner.Runner{
+		Store:   st,
+		Engine:  engine,
+		Leases:  &lease.Manager{Client: rdb, TTL: leaseTTL},
+		Outbox:  pub,
+		Lobby:   &lobby.Client{BaseURL: cfg.LobbyBaseURL, Timeout: cfg.LobbyTimeout.D()},
+		Logger:  logger,
+		Metrics: runner.NewMetrics(reg),
+		Cfg: runner.Config{
+			StateRoot:        cfg.GameStateRoot,
+			PullPolicy:       cfg.ImagePullPolicy,
+			PullTimeout:      cfg.ImagePullTimeout.D(),
+			StopTimeout:      cfg.ContainerStopTimeout.D(),
+			LeaseWait:        leaseTTL,
+			JobResultsStream: cfg.JobResultsStream,
+			IntentsStream:    cfg.IntentsStream,
+			MaxDeliveries:    int64(cfg.StreamMaxDeliveries),
+		},
+	}
+	mon := &monitor.Monitor{
+		Store: st, Engine: engine, Outbox: pub, Redis: rdb, Logger: logger, Metrics: monitor.NewMetrics(reg),
+		HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		Cfg: monitor.Config{
+			HealthEventsStream: cfg.HealthEventsStream,
+			ProbeInterval:      cfg.ProbeInterval.D(),
+			ProbeTimeout:       cfg.ProbeTimeout.D(),
+			ProbeThreshold:     cfg.ProbeFailuresThreshold,
+			InspectInterval:    cfg.InspectInterval.D(),
+			ReconcileInterval:  cfg.ReconcileInterval.D(),
+			CleanupInterval:    cfg.CleanupInterval.D(),
+			OrphanGrace:        cfg.OrphanGrace.D(),
+			StaleStart:         2*leaseTTL + cfg.ImagePullTimeout.D(),
+		},
+	}
+
+	srv := httpapi.New(cfg.HTTPAddr.String(), logger, cfg.InternalAPIToken, reg)
+	srv.AddCheck("postgres", database.Check(pool))
+	srv.AddCheck("redis", streams.Check(rdb))
+	srv.AddCheck("docker", engine.Ping)
+	srv.AddCheck("docker_network", engine.CheckNetwork)
+	api.Register(srv, st)
+	if err := srv.Listen(); err != nil {
+		lifecycle.Exit(logger, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err))
+	}
+
+	consumer := cfg.StreamConsumer
+	if consumer == "" {
+		consumer = streams.DefaultConsumer()
+	}
+	streamMetrics := streams.NewMetrics(reg)
+	worker := func(stream, name string, h streams.Handler) *streams.Worker {
+		return &streams.Worker{
+			Client: rdb, Stream: stream, Group: "rtmanager", Consumer: consumer + "-" + name,
+			Handler: h, Logger: logger, Block: cfg.StreamBlockTimeout.D(), ClaimIdle: cfg.StreamClaimIdle.D(),
+			MaxDeliveries: int64(cfg.StreamMaxDeliveries), Batch: 1, Metrics: streamMetrics,
+		}
+	}
+	parts := []lifecycle.Part{
+		{Name: "http", Run: func(ctx context.Context) error { return srv.Run(ctx, cfg.ShutdownTimeout.D()) }},
+		{Name: "outbox", Run: pub.Run},
+		{Name: "probe", Run: mon.RunProbe},
+		{Name: "inspect", Run: mon.RunInspect},
+		{Name: "reconcile", Run: mon.RunReconcile},
+		{Name: "cleanup", Run: mon.RunCleanup},
+	}
+	// Each job worker is its own consumer in the group, so the group hands
+	// different entries to each and a slow start does not hold up the rest.
+	for i := range cfg.JobConcurrency {
+		n := strconv.Itoa(i)
+		parts = append(parts,
+			lifecycle.Part{Name: "start-jobs-" + n, Run: worker(cfg.StartJobsStream, "start-"+n, run.HandleStart).Run},
+			lifecycle.Part{Name: "stop-jobs-" + n, Run: worker(cfg.StopJobsStream, "stop-"+n, run.HandleStop).Run},
+		)
+	}
+	logger.Info("runtime manager starting", "addr", srv.Addr(), "instance", cfg.InstanceID,
+		"docker_host", cfg.DockerHost, "network", cfg.DockerNetwork, "pull_policy", cfg.ImagePullPolicy,
+		"job_concurrency", cfg.JobConcurrency)
+	err = lifecycle.Run(ctx, logger, cfg.ShutdownTimeout.D(), parts...)
+	if err != nil {
+		logger.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,364 @@
+// Package docker is the Runtime Manager's view of the Docker daemon: images
+// by pull policy, the game network, and game containers owned through labels.
+//
+// Errors keep the daemon's own text and carry the operation and its input
+// ("pull galaxy/game:1: …"); the containerd/errdefs class of the daemon's
+// answer survives wrapping, so callers classify with errdefs.IsNotFound and
+// friends. Deciding which failure becomes which job error code is the
+// runner's job, by step.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Ownership labels put on every game container.
+const (
+	LabelGameID   = "galaxy.rtmanager.game_id"
+	LabelInstance = "galaxy.rtmanager.instance"
+	LabelManaged  = "galaxy.rtmanager.managed"
+	LabelJobID    = "galaxy.rtmanager.job_id"
+)
+
+// ContainerNamePrefix prefixes game container names.
+const ContainerNamePrefix = "galaxy-game-"
+
+// StateMountPath is where a game's state directory appears in its container.
+const StateMountPath = "/state"
+
+// ContainerName is the name of a game's container.
+func ContainerName(gameID string) string { return ContainerNamePrefix + gameID }
+
+// Pull policies (RTMANAGER_IMAGE_PULL_POLICY).
+const (
+	PullAlways    = "always"
+	PullIfMissing = "if_missing"
+	PullNever     = "never"
+)
+
+// ErrImageAbsent is returned by EnsureImage under policy never when the image
+// is not present locally.
+var ErrImageAbsent = errors.New("image is not present locally and the pull policy is never")
+
+// ErrNetworkMissing is returned by CheckNetwork when the network does not exist.
+var ErrNetworkMissing = errors.New("network does not exist")
+
+// Engine talks to one Docker daemon on behalf of one manager instance.
+type Engine struct {
+	Client *client.Client
+	// Network is the network game containers join.
+	Network string
+	// Instance is this manager's identity in the ownership labels.
+	Instance string
+}
+
+// NewClient connects to host (unix:///var/run/docker.sock, tcp://…),
+// negotiating the API version with the daemon.
+func NewClient(host string) (*client.Client, error) {
+	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", host, err)
+	}
+	return c, nil
+}
+
+// Ping checks the daemon answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if _, err := e.Client.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return fmt.Errorf("ping docker: %w", err)
+	}
+	return nil
+}
+
+// CheckNetwork checks the game network exists. A missing network does not
+// fail container create (the daemon notices only at start), so starts check
+// it first and readiness reports it.
+func (e *Engine) CheckNetwork(ctx context.Context) error {
+	_, err := e.Client.NetworkInspect(ctx, e.Network, client.NetworkInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("network %s: %w", e.Network, ErrNetworkMissing)
+	}
+	if err != nil {
+		return fmt.Errorf("inspect network %s: %w", e.Network, err)
+	}
+	return nil
+}
+
+// ImagePresent reports whether ref is in the daemon's image store.
+func (e *Engine) ImagePresent(ctx context.Context, ref string) (bool, error) {
+	_, err := e.Client.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return true, nil
+}
+
+// EnsureImage makes ref available according to policy, pulling within
+// timeout when needed.
+func (e *Engine) EnsureImage(ctx context.Context, ref, policy string, timeout time.Duration) error {
+	if policy != PullAlways {
+		present, err := e.ImagePresent(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if present {
+			return nil
+		}
+		if policy == PullNever {
+			return fmt.Errorf("image %s: %w", ref, ErrImageAbsent)
+		}
+	}
+	return e.Pull(ctx, ref, timeout)
+}
+
+// Pull pulls ref within timeout. The daemon reports some failures only
+// inside the 200 progress stream (errorDetail), so the stream is read to its
+// end and checked; a pull is successful only when the stream ends cleanly.
+func (e *Engine) Pull(ctx context.Context, ref string, timeout time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := e.Client.ImagePull(pctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return pullError(ref, timeout, pctx, err)
+	}
+	defer resp.Close()
+	for msg, err := range resp.JSONMessages(pctx) {
+		if err != nil {
+			return pullError(ref, timeout, pctx, err)
+		}
+		if msg.Error != nil {
+			return fmt.Errorf("pull %s: %w", ref, pullStreamError{code: msg.Error.Code, msg: msg.Error.Message})
+		}
+	}
+	if err := pctx.Err(); err != nil {
+		return pullError(ref, timeout, pctx, err)
+	}
+	return nil
+}
+
+func pullError(ref string, timeout time.Duration, pctx context.Context, err error) error {
+	if errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("pull %s: timed out after %s (RTMANAGER_IMAGE_PULL_TIMEOUT): %w", ref, timeout, err)
+	}
+	return fmt.Errorf("pull %s: %w", ref, err)
+}
+
+// pullStreamError is an errorDetail from inside a pull's progress stream.
+type pullStreamError struct {
+	code int
+	msg  string
+}
+
+func (p pullStreamError) Error() string { return p.msg }
+
+// Spec is what a game container is made of.
+type Spec struct {
+	GameID   string
+	JobID    string
+	Image    string
+	Env      map[string]string
+	Cmd      []string
+	Labels   map[string]string
+	MemoryMB int64
+	CPUs     float64
+	// StateDir is the host directory mounted at /state.
+	StateDir string
+}
+
+// Create creates the game's container, stopped, on the game network. When
+// the name is taken by a container this instance owns for the same game —
+// left behind by a crash between create and recording the outcome — that
+// container is removed and the create retried once; a name taken by anyone
+// else is an error.
+func (e *Engine) Create(ctx context.Context, s Spec) (string, error) {
+	name := ContainerName(s.GameID)
+	id, err := e.create(ctx, name, s)
+	if !cerrdefs.IsConflict(err) {
+		return id, err
+	}
+	existing, ierr := e.Client.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if ierr != nil {
+		return "", fmt.Errorf("%w (inspect of the existing container: %v)", err, ierr)
+	}
+	labels := map[string]string{}
+	if existing.Container.Config != nil {
+		labels = existing.Container.Config.Labels
+	}
+	if labels[LabelManaged] != "true" || labels[LabelGameID] != s.GameID || labels[LabelInstance] != e.Instance {
+		return "", fmt.Errorf("%w: the name belongs to a container this manager does not own", err)
+	}
+	if rerr := e.Remove(ctx, existing.Container.ID); rerr != nil {
+		return "", fmt.Errorf("%w: %v", err, rerr)
+	}
+	return e.create(ctx, name, s)
+}
+
+func (e *Engine) create(ctx context.Context, name string, s Spec) (string, error) {
+	labels := make(map[string]string, len(s.Labels)+4)
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	labels[LabelGameID] = s.GameID
+	labels[LabelInstance] = e.Instance
+	labels[LabelManaged] = "true"
+	labels[LabelJobID] = s.JobID
+	env := make([]string, 0, len(s.Env))
+	for k, v := range s.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	cfg := &container.Config{
+		Image:  s.Image,
+		Env:    env,
+		Labels: labels,
+	}
+	if len(s.Cmd) > 0 {
+		cfg.Cmd = s.Cmd
+	}
+	host := &container.HostConfig{
+		Binds:       []string{s.StateDir + ":" + StateMountPath},
+		NetworkMode: container.NetworkMode(e.Network),
+	}
+	host.Memory = s.MemoryMB << 20
+	host.NanoCPUs = int64(s.CPUs * 1e9)
+	res, err := e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     cfg,
+		HostConfig: host,
+		NetworkingConfig: &network.NetworkingConfig{
+			EndpointsConfig: map[string]*network.EndpointSettings{e.Network: {}},
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create container %s from %s: %w", name, s.Image, err)
+	}
+	return res.ID, nil
+}
+
+// Start starts a created container.
+func (e *Engine) Start(ctx context.Context, id string) error {
+	if _, err := e.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Stop stops a container, killing it after timeout. A container that is
+// gone or already stopped is not an error.
+func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout.Round(time.Second) / time.Second)
+	_, err := e.Client.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsNotModified(err) {
+		return fmt.Errorf("stop container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Remove force-removes a container; one that is already gone is not an error.
+func (e *Engine) Remove(ctx context.Context, id string) error {
+	_, err := e.Client.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		// "removal already in progress" is a conflict: someone else is
+		// removing it, which is what we want.
+		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
+			return nil
+		}
+		return fmt.Errorf("remove container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Info is what the loops need to know about one container.
+type Info struct {
+	ID       string
+	Name     string
+	State    string
+	Running  bool
+	ExitCode int
+	Error    string
+	OOM      bool
+	IP       string
+	Labels   map[string]string
+	Created  time.Time
+	Finished time.Time
+}
+
+// Inspect returns a container's Info; errdefs.IsNotFound when it is gone.
+func (e *Engine) Inspect(ctx context.Context, id string) (Info, error) {
+	res, err := e.Client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("inspect container %s: %w", short(id), err)
+	}
+	c := res.Container
+	info := Info{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/")}
+	if c.State != nil {
+		info.State = string(c.State.Status)
+		info.Running = c.State.Running
+		info.ExitCode = c.State.ExitCode
+		info.Error = c.State.Error
+		info.OOM = c.State.OOMKilled
+		info.Finished, _ = time.Parse(time.RFC3339Nano, c.State.FinishedAt)
+	}
+	if c.Config != nil {
+		info.Labels = c.Config.Labels
+	}
+	info.Created, _ = time.Parse(time.RFC3339Nano, c.Created)
+	if c.NetworkSettings != nil {
+		if ep := c.NetworkSettings.Networks[e.Network]; ep != nil && ep.IPAddress.IsValid() {
+			info.IP = ep.IPAddress.String()
+		}
+	}
+	return info, nil
+}
+
+// Owned lists every container, running or not, that carries this
+// instance's ownership labels.
+func (e *Engine) Owned(ctx context.Context) ([]Info, error) {
+	f := client.Filters{}.
+		Add("label", LabelManaged+"=true").
+		Add("label", LabelInstance+"="+e.Instance)
+	res, err := e.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of instance %s: %w", e.Instance, err)
+	}
+	out := make([]Info, 0, len(res.Items))
+	for _, c := range res.Items {
+		info := Info{
+			ID:      c.ID,
+			State:   string(c.State),
+			Running: c.State == container.StateRunning,
+			Labels:  c.Labels,
+			Created: time.Unix(c.Created, 0),
+		}
+		if len(c.Names) > 0 {
+			info.Name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		if c.NetworkSettings != nil {
+			if ep := c.NetworkSettings.Networks[e.Network]; ep != nil && ep.IPAddress.IsValid() {
+				info.IP = ep.IPAddress.String()
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,289 @@
+// Package runner executes start and stop jobs: the start sequence of
+// docs/rtmanager.md, the classification of its failures into the three
+// admin-facing error codes, and exactly-once job results under redelivery.
+//
+// Exactly once works like this: a job's outcome is recorded in PostgreSQL
+// (keyed by job kind and job ID) in the same transaction as the runtime state
+// it leaves and the outbox entries announcing it (the job result and, for a
+// failed start, the admin intent). A redelivered entry whose job is recorded
+// is not executed again; only the outbox entries not yet published are.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+
+	"galaxy/rtmanager/docker"
+	"galaxy/rtmanager/lease"
+	"galaxy/rtmanager/lobby"
+	"galaxy/rtmanager/outbox"
+	"galaxy/rtmanager/store"
+)
+
+// Job kinds.
+const (
+	KindStart = "start"
+	KindStop  = "stop"
+)
+
+// Outcomes.
+const (
+	Succeeded = "succeeded"
+	Failed    = "failed"
+)
+
+// Error codes. The first three are the contract's admin intents; the stop
+// codes appear only in job results.
+const (
+	ImagePullFailed      = "image_pull_failed"
+	ContainerStartFailed = "container_start_failed"
+	StartConfigInvalid   = "start_config_invalid"
+	StopJobInvalid       = "stop_job_invalid"
+	ContainerStopFailed  = "container_stop_failed"
+)
+
+// Producer and audience of the admin intents.
+const (
+	Producer          = "runtime_manager"
+	AudienceAdminMail = "admin_email"
+)
+
+// Config is the runner's share of the service configuration.
+type Config struct {
+	StateRoot        string
+	PullPolicy       string
+	PullTimeout      time.Duration
+	StopTimeout      time.Duration
+	LeaseWait        time.Duration
+	JobResultsStream string
+	IntentsStream    string
+	// MaxDeliveries is the stream's delivery budget: an infrastructure
+	// failure (Docker unreachable) is retried until the last delivery, which
+	// records the failure instead, so every job still gets one result.
+	MaxDeliveries int64
+}
+
+// Runner handles start and stop jobs.
+type Runner struct {
+	Store   *store.Store
+	Engine  *docker.Engine
+	Leases  *lease.Manager
+	Outbox  *outbox.Publisher
+	Lobby   *lobby.Client
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Cfg     Config
+}
+
+// Metrics counts job outcomes.
+type Metrics struct {
+	jobs      *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	leaseBusy prometheus.Counter
+}
+
+// NewMetrics registers the runner's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtmanager_jobs_total",
+			Help: "Jobs finished, by kind, outcome and error code.",
+		}, []string{"kind", "outcome", "error_code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rtmanager_job_duration_seconds",
+			Help:    "Time from taking a job to recording its outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"kind", "outcome"}),
+		leaseBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtmanager_lease_busy_total",
+			Help: "Jobs put back because another job held the game's lease.",
+		}),
+	}
+	reg.MustRegister(m.jobs, m.durations, m.leaseBusy)
+	return m
+}
+
+func (m *Metrics) observe(kind, outcome, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.jobs.WithLabelValues(kind, outcome, code).Inc()
+	m.durations.WithLabelValues(kind, outcome).Observe(d.Seconds())
+}
+
+// outcome is what a job ended with, before it is recorded.
+type outcome struct {
+	kind        string
+	jobID       string
+	entryID     string
+	gameID      string
+	imageRef    string
+	result      string
+	code        string
+	message     string
+	containerID string
+	attemptedAt time.Time
+	// runtime is the row the job leaves; nil leaves the row as it is.
+	runtime *store.Runtime
+}
+
+// resultKey and intentKey are the outbox dedup keys of a job's entries.
+func resultKey(kind, jobID string) string { return kind + ":" + jobID + ":result" }
+func intentKey(kind, jobID string) string { return kind + ":" + jobID + ":intent" }
+
+// replay handles a job whose outcome is already recorded: it publishes what
+// the outbox still holds unpublished and reports true. It reports false for
+// a job not seen before.
+func (r *Runner) replay(ctx context.Context, kind, jobID string) (bool, error) {
+	_, err := r.Store.Job(ctx, kind, jobID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.Logger.Info("job already finished; publishing only what is unpublished", "kind", kind, "job_id", jobID)
+	if err := r.Outbox.PublishKeys(ctx, resultKey(kind, jobID), intentKey(kind, jobID)); err != nil {
+		return true, fmt.Errorf("republish %s job %s: %w", kind, jobID, err)
+	}
+	return true, nil
+}
+
+// finish records o with its job result (and admin intent for a failed start)
+// and publishes them.
+func (r *Runner) finish(ctx context.Context, o outcome) error {
+	now := time.Now()
+	j := store.Job{
+		Kind: o.kind, JobID: o.jobID, EntryID: o.entryID, GameID: o.gameID, ImageRef: o.imageRef,
+		Outcome: o.result, ErrorCode: o.code, ErrorMessage: o.message, ContainerID: o.containerID, FinishedAt: now,
+	}
+	trace := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, trace)
+	result := map[string]string{
+		"job_id":         o.jobID,
+		"job_kind":       o.kind,
+		"game_id":        o.gameID,
+		"outcome":        o.result,
+		"image_ref":      o.imageRef,
+		"finished_at_ms": strconv.FormatInt(now.UnixMilli(), 10),
+	}
+	if o.containerID != "" {
+		result["container_id"] = o.containerID
+	}
+	if o.result == Failed {
+		result["error_code"] = o.code
+		result["error_message"] = o.message
+	}
+	addTrace(result, trace)
+	entries := []store.OutboxEntry{{DedupKey: resultKey(o.kind, o.jobID), Stream: r.Cfg.JobResultsStream, Fields: result}}
+	if o.kind == KindStart && o.result == Failed {
+		entries = append(entries, store.OutboxEntry{
+			DedupKey: intentKey(o.kind, o.jobID),
+			Stream:   r.Cfg.IntentsStream,
+			Fields:   intentFields(o, now, trace),
+		})
+	}
+	recorded, err := r.Store.FinishJob(ctx, j, o.runtime, entries)
+	if err != nil {
+		return err
+	}
+	if recorded {
+		r.Metrics.observe(o.kind, o.result, o.code, now.Sub(o.attemptedAt))
+		log := r.Logger.With("kind", o.kind, "job_id", o.jobID, "game_id", o.gameID, "outcome", o.result,
+			"duration", now.Sub(o.attemptedAt).String())
+		if o.result == Failed {
+			log.Warn("job failed", "error_code", o.code, "error_message", o.message)
+		} else {
+			log.Info("job succeeded", "container_id", o.containerID)
+		}
+	}
+	if err := r.Outbox.PublishKeys(ctx, resultKey(o.kind, o.jobID), intentKey(o.kind, o.jobID)); err != nil {
+		// The outcome is durable; the outbox sweeper publishes it shortly.
+		r.Logger.Warn("publish job outcome; left to the outbox sweeper", "job_id", o.jobID, "err", err)
+	}
+	return nil
+}
+
+// IntentPayload is payload_json of the three admin intents.
+type IntentPayload struct {
+	GameID        string `json:"game_id"`
+	ImageRef      string `json:"image_ref"`
+	ErrorCode     string `json:"error_code"`
+	ErrorMessage  string `json:"error_message"`
+	AttemptedAtMS int64  `json:"attempted_at_ms"`
+}
+
+// intentFields builds the runtime.<code> admin intent (CONTRACTS §3).
+func intentFields(o outcome, now time.Time, trace propagation.MapCarrier) map[string]string {
+	payload, _ := json.Marshal(IntentPayload{
+		GameID: o.gameID, ImageRef: o.imageRef, ErrorCode: o.code, ErrorMessage: o.message,
+		AttemptedAtMS: o.attemptedAt.UnixMilli(),
+	})
+	f := map[string]string{
+		"notification_type": "runtime." + o.code,
+		"producer":          Producer,
+		"audience_kind":     AudienceAdminMail,
+		"payload_json":      string(payload),
+		"occurred_at_ms":    strconv.FormatInt(now.UnixMilli(), 10),
+		// Notification routes one producer+key once, so even an intent
+		// published twice by accident would mail the operators once.
+		"idempotency_key": "runtime:" + o.jobID,
+	}
+	addTrace(f, trace)
+	return f
+}
+
+func addTrace(f map[string]string, trace propagation.MapCarrier) {
+	if tp := trace.Get("traceparent"); tp != "" {
+		f["traceparent"] = tp
+	}
+}
+
+// retryable reports whether err is an infrastructure failure worth another
+// delivery rather than a verdict on the job: the daemon unreachable, or ctx
+// ended (shutdown, lost lease).
+func (r *Runner) retryable(ctx context.Context, deliveries int64, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if !client.IsErrConnectionFailed(err) {
+		return false
+	}
+	return deliveries < r.Cfg.MaxDeliveries
+}
+
+// cleanupContext is for removing what a failed job created: it survives the
+// job's own context ending, but not for long.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// acquire takes the game's lease, waiting up to LeaseWait. A job that cannot
+// get it is put back for a later delivery, never failed.
+func (r *Runner) acquire(ctx context.Context, kind, jobID, gameID string) (*lease.Lease, error) {
+	l, err := r.Leases.Acquire(ctx, gameID, r.Cfg.LeaseWait)
+	if errors.Is(err, lease.ErrBusy) {
+		if r.Metrics != nil {
+			r.Metrics.leaseBusy.Inc()
+		}
+		return nil, fmt.Errorf("%s job %s: game %s: %w; the entry will be delivered again", kind, jobID, gameID, err)
+	}
+	return l, err
+}
+
+func release(ctx context.Context, l *lease.Lease, logger *slog.Logger) {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := l.Release(cctx); err != nil {
+		logger.Warn("release lease; it expires by itself", "err", err)
+	}
+}
