@@ -57,7 +57,8 @@ fuzz: ## a short run of every fuzz target (FUZZTIME each)
 
 acceptance: images ## the Ginkgo acceptance suites (PROFILE=default|ci|smoke, LABELS='expr'); JUnit in reports/
 	@mkdir -p $(REPORTS)
-	$(GO) tool ginkgo $$($(GO) run ./harness/cmd/suiteflags -profile $(PROFILE) -label-filter '$(LABELS)' -output-dir $(REPORTS)) -r acceptance
+	flags=$$($(GO) run ./harness/cmd/suiteflags -profile $(PROFILE) -label-filter '$(LABELS)' -output-dir $(REPORTS)) && \
+	  $(GO) tool ginkgo $$flags -r acceptance
 
 test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile)
 	$(MAKE) acceptance PROFILE=ci

@@ -190,3 +190,19 @@ func waitReady(ctx context.Context, what string, ready func(context.Context) err
 type tbLogger struct{ tb TB }
 
 func (l tbLogger) Printf(format string, args ...any) { l.tb.Logf(format, args...) }
+
+// imageHint explains a failed container start whose image is not on the
+// daemon: testcontainers then tried to pull it, and the pull error (a DNS
+// failure, offline) hides the real cause.
+func imageHint(image, envVar string) string {
+	c, err := DockerClient()
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.ImageInspect(ctx, image); err == nil {
+		return ""
+	}
+	return fmt.Sprintf("\nimage %s is not on the Docker daemon: build it with `make images` (images/build.sh), or point %s at an image that is", image, envVar)
+}

@@ -56,7 +56,7 @@ func StartPostgres(ctx context.Context, tb TB) *Postgres {
 		),
 	)
 	if err != nil {
-		tb.Fatalf("%v (image %s; build it with `make images`, or set %s)", err, image, EnvPostgresImage)
+		tb.Fatalf("%v%s", err, imageHint(image, EnvPostgresImage))
 	}
 	tb.Cleanup(func() { terminate(tb, ctr) })
 	dsn := url.URL{

@@ -44,7 +44,7 @@ func StartRedis(ctx context.Context, tb TB) *Redis {
 		),
 	)
 	if err != nil {
-		tb.Fatalf("%v (image %s; build it with `make images`, or set %s)", err, image, EnvRedisImage)
+		tb.Fatalf("%v%s", err, imageHint(image, EnvRedisImage))
 	}
 	tb.Cleanup(func() { terminate(tb, ctr) })
 	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(sc.HostPort)), ContainerID: sc.ContainerID}

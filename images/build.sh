@@ -180,18 +180,34 @@ make_rootfs_tar() {
 	cleanup
 }
 
+# Recipe of an image: its root filesystem plus the files of its folder
+# (Dockerfile, entrypoint). Recorded as a label so that a changed recipe
+# rebuilds the image even when one by that name exists.
+image_recipe() {
+	local name=$1
+	{
+		rootfs_key "$name"
+		find "$HERE/$name" -type f -printf '%P\n' | LC_ALL=C sort | while read -r f; do
+			printf '%s\n' "$f"
+			cat "$HERE/$name/$f"
+		done
+	} | sha256sum | cut -c1-16
+}
+
 # Builds image $2 from the recipe in $HERE/$1.
 build_image() {
-	local name=$1 image=$2
+	local name=$1 image=$2 recipe
+	recipe=$(image_recipe "$name")
 	if image_exists "$image"; then
-		if ! $force; then
-			log "$image exists; skipping (use --force to rebuild)"
-			return
-		fi
 		if [ "$(image_label "$image" "$LABEL")" != true ]; then
-			log "$image exists and was not built by this script; leaving it as it is"
+			log "$image exists and was not built by this script; using it as it is"
 			return
 		fi
+		if ! $force && [ "$(image_label "$image" "$LABEL.recipe")" = "$recipe" ]; then
+			log "$image is up to date; skipping (use --force to rebuild)"
+			return
+		fi
+		$force || log "$image was built from an older recipe; rebuilding"
 	fi
 
 	local key rootfs_image tar start=$SECONDS
@@ -199,17 +215,17 @@ build_image() {
 	rootfs_image="galaxy-local/debian:$SUITE-$name"
 	tar="$CACHE_DIR/$name-$key.tar"
 
-	if $fresh || ! image_exists "$rootfs_image" ||
-		[ "$(image_label "$rootfs_image" galaxy.rootfs.key)" != "$key" ]; then
+	if $force || ! image_exists "$rootfs_image" ||
+		[ "$(image_label "$rootfs_image" "$LABEL.recipe")" != "$recipe" ]; then
 		if $fresh || [ ! -s "$tar" ]; then
 			make_rootfs_tar "$name" "$tar"
 		else
 			log "using cached root filesystem $tar"
 		fi
 		log "docker import $tar as $rootfs_image"
+		# The labels are inherited by the image built on top.
 		docker import \
-			--change "LABEL $LABEL=true" \
-			--change "LABEL galaxy.rootfs.key=$key" \
+			--change "LABEL $LABEL=true $LABEL.recipe=$recipe" \
 			--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 			--change 'CMD ["bash"]' \
 			- "$rootfs_image" <"$tar" >/dev/null
@@ -218,8 +234,14 @@ build_image() {
 	fi
 
 	log "docker build $image from images/$name"
-	docker build --quiet --label "$LABEL=true" --build-arg "ROOTFS=$rootfs_image" \
-		-t "$image" "$HERE/$name" >/dev/null
+	local build_args=(--quiet --build-arg "ROOTFS=$rootfs_image" -t "$image")
+	$force && build_args+=(--no-cache)
+	local out
+	# Quiet unless it fails: the legacy builder's deprecation notice is noise here.
+	if ! out=$(docker build "${build_args[@]}" "$HERE/$name" 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "docker build of $image failed"
+	fi
 	log "built $image in $((SECONDS - start))s"
 }
 

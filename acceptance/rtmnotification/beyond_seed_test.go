@@ -8,10 +8,11 @@ import (
 	. "github.com/onsi/gomega"
 
 	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
-var _ = Describe("the boundary beyond the seed", Label(harness.LabelBoundary), func() {
-	It("says nothing to the admins when a game starts", harness.Slow(), func(ctx SpecContext) {
+var _ = Describe("the boundary beyond the seed", Label(speclabel.Boundary), func() {
+	It("says nothing to the admins when a game starts", speclabel.SlowSpec(), func(ctx SpecContext) {
 		gameID := uniqueGameID()
 		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": infra.GameImage})
 		Expect(err).NotTo(HaveOccurred())

@@ -4,11 +4,11 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
-var _ = Describe("container_start_failed", Label(harness.LabelBoundary, harness.LabelContainerStartFailed), func() {
-	It("reports an image whose entrypoint does not exist, and removes the container", Label(harness.LabelSmoke), func(ctx SpecContext) {
+var _ = Describe("container_start_failed", Label(speclabel.Boundary, speclabel.ContainerStartFailed), func() {
+	It("reports an image whose entrypoint does not exist, and removes the container", Label(speclabel.Smoke), func(ctx SpecContext) {
 		gameID := uniqueGameID()
 		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": infra.BrokenImage})
 		Expect(err).NotTo(HaveOccurred())

@@ -4,15 +4,15 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
 // The seed's image reference: a repository on Docker Hub that does not
 // exist; with no route to any public registry the pull fails fast too.
 const missingImageRef = "galaxy/integration-missing:0.0.0"
 
-var _ = Describe("image_pull_failed", Label(harness.LabelBoundary, harness.LabelImagePullFailed), func() {
-	It("reports an unresolvable image to the admins once, by intent and by mail", Label(harness.LabelSmoke), func(ctx SpecContext) {
+var _ = Describe("image_pull_failed", Label(speclabel.Boundary, speclabel.ImagePullFailed), func() {
+	It("reports an unresolvable image to the admins once, by intent and by mail", Label(speclabel.Smoke), func(ctx SpecContext) {
 		gameID := uniqueGameID()
 		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": missingImageRef})
 		Expect(err).NotTo(HaveOccurred())

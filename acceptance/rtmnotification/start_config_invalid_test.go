@@ -4,7 +4,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
 // invalidJob describes one invalid start job: how to spoil a valid one, and
@@ -14,7 +14,7 @@ type invalidJob struct {
 	field string
 }
 
-var _ = Describe("start_config_invalid", Label(harness.LabelBoundary, harness.LabelStartConfigInvalid), func() {
+var _ = Describe("start_config_invalid", Label(speclabel.Boundary, speclabel.StartConfigInvalid), func() {
 	DescribeTable("reports a start job that breaks the schema, naming the field",
 		func(ctx SpecContext, c invalidJob) {
 			job := map[string]string{"game_id": uniqueGameID(), "image_ref": infra.GameImage}
@@ -25,7 +25,7 @@ var _ = Describe("start_config_invalid", Label(harness.LabelBoundary, harness.La
 			failure := expectStartFailureReported(ctx, "runtime.start_config_invalid", job["game_id"], job["image_ref"])
 			Expect(failure.Intent.Payload["error_message"]).To(ContainSubstring(c.field))
 		},
-		Entry("missing image_ref", Label(harness.LabelSmoke), invalidJob{
+		Entry("missing image_ref", Label(speclabel.Smoke), invalidJob{
 			spoil: func(j map[string]string) { delete(j, "image_ref") },
 			field: "image_ref",
 		}),

@@ -261,6 +261,9 @@ func (c *Command) normalize(present map[string]bool) error {
 		if c.Variables == nil {
 			c.Variables = map[string]any{}
 		}
+		if hasNUL(c.Variables) {
+			return fieldErr(FieldTemplateVariables, "contains a NUL character, which no text field can store")
+		}
 	case ModeRendered:
 		if c.TemplateID != "" || c.Locale != "" || present[FieldTemplateVariables] {
 			return fieldErr(FieldPayloadMode, "rendered mode takes no template_id, locale or template variables")
@@ -279,6 +282,9 @@ func (c *Command) normalize(present map[string]bool) error {
 		}
 		if len(c.HTMLBody) > MaxBodyBytes || !utf8.ValidString(c.HTMLBody) {
 			return fieldErr(FieldHTMLBody, "must be valid UTF-8 of at most %d bytes", MaxBodyBytes)
+		}
+		if strings.ContainsRune(c.TextBody, 0) || strings.ContainsRune(c.HTMLBody, 0) {
+			return fieldErr(FieldTextBody, "bodies must not contain NUL characters")
 		}
 	case "":
 		return fieldErr(FieldPayloadMode, "required")
@@ -413,6 +419,28 @@ func decodeObject(raw string) (map[string]any, error) {
 		return nil, errors.New("must be a JSON object")
 	}
 	return obj, nil
+}
+
+// hasNUL reports whether any key or string in v holds a NUL character:
+// PostgreSQL's text and jsonb cannot store one.
+func hasNUL(v any) bool {
+	switch t := v.(type) {
+	case string:
+		return strings.ContainsRune(t, 0)
+	case map[string]any:
+		for k, e := range t {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func trimAll(in []string) []string {

@@ -140,10 +140,10 @@ func NewSMTP(cfg Config) (*SMTP, error) {
 	opts := []gomail.Option{
 		gomail.WithPort(portNum),
 		gomail.WithTimeout(cfg.Timeout),
-		gomail.WithTLSPortPolicy(gomail.NoTLS),
+		gomail.WithTLSPolicy(gomail.NoTLS),
 	}
 	if cfg.StartTLS {
-		opts = append(opts, gomail.WithTLSPortPolicy(gomail.TLSMandatory))
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
 	}
 	if cfg.HELO != "" {
 		opts = append(opts, gomail.WithHELO(cfg.HELO))
@@ -246,14 +246,13 @@ func checkHeaders(m Message) error {
 	if len(m.To) == 0 {
 		return &Error{Temporary: false, Detail: "no recipient"}
 	}
-	for _, list := range [][]string{m.To, m.Cc, m.Bcc, {m.ReplyTo}} {
-		for _, a := range list {
-			if a == "" && list[0] == m.ReplyTo {
-				continue
-			}
-			if _, err := command.ParseAddress(a); err != nil {
-				return &Error{Temporary: false, Detail: fmt.Sprintf("invalid address header: %v", err)}
-			}
+	addrs := append(append(append([]string{}, m.To...), m.Cc...), m.Bcc...)
+	if m.ReplyTo != "" {
+		addrs = append(addrs, m.ReplyTo)
+	}
+	for _, a := range addrs {
+		if _, err := command.ParseAddress(a); err != nil {
+			return &Error{Temporary: false, Detail: fmt.Sprintf("invalid address header: %v", err)}
 		}
 	}
 	return nil

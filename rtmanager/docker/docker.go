@@ -62,10 +62,12 @@ type Engine struct {
 	Instance string
 }
 
-// NewClient connects to host (unix:///var/run/docker.sock, tcp://…),
-// negotiating the API version with the daemon.
+// NewClient connects to host (unix:///var/run/docker.sock, tcp://…). The
+// client negotiates the API version with the daemon on its first request
+// (1.41 with Engine 20.10); moby/moby/client v0.6 does so by default, and its
+// WithAPIVersionNegotiation option is a deprecated no-op.
 func NewClient(host string) (*client.Client, error) {
-	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", host, err)
 	}
@@ -151,10 +153,25 @@ func (e *Engine) Pull(ctx context.Context, ref string, timeout time.Duration) er
 
 func pullError(ref string, timeout time.Duration, pctx context.Context, err error) error {
 	if errors.Is(pctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("pull %s: timed out after %s (RTMANAGER_IMAGE_PULL_TIMEOUT): %w", ref, timeout, err)
+		return pullTimeoutError{ref: ref, timeout: timeout, err: err}
 	}
 	return fmt.Errorf("pull %s: %w", ref, err)
 }
+
+// pullTimeoutError says which budget ran out; the wrapped error (a cancelled
+// request to the daemon's socket URL) is kept for errors.Is but left out of
+// the message, which goes to operators.
+type pullTimeoutError struct {
+	ref     string
+	timeout time.Duration
+	err     error
+}
+
+func (e pullTimeoutError) Error() string {
+	return fmt.Sprintf("pull %s: no answer within %s (RTMANAGER_IMAGE_PULL_TIMEOUT)", e.ref, e.timeout)
+}
+
+func (e pullTimeoutError) Unwrap() error { return e.err }
 
 // pullStreamError is an errorDetail from inside a pull's progress stream.
 type pullStreamError struct {
@@ -361,4 +378,38 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// Class names the containerd/errdefs class of err ("not_found",
+// "invalid_argument", …), for logs and metrics; "unknown" when it has none.
+func Class(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case client.IsErrConnectionFailed(err):
+		return "connection_failed"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case cerrdefs.IsNotFound(err):
+		return "not_found"
+	case cerrdefs.IsInvalidArgument(err):
+		return "invalid_argument"
+	case cerrdefs.IsConflict(err):
+		return "conflict"
+	case cerrdefs.IsUnauthorized(err):
+		return "unauthorized"
+	case cerrdefs.IsPermissionDenied(err):
+		return "permission_denied"
+	case cerrdefs.IsUnavailable(err):
+		return "unavailable"
+	case cerrdefs.IsNotImplemented(err):
+		return "not_implemented"
+	case cerrdefs.IsInternal(err):
+		return "internal"
+	case cerrdefs.IsUnknown(err):
+		return "unknown"
+	}
+	return "unclassified"
 }

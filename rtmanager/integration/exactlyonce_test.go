@@ -44,10 +44,11 @@ func TestRedeliveredJobPublishesNothingTwice(t *testing.T) {
 	}
 }
 
-// TestOutcomeRecordedButNotPublishedIsPublishedOnce simulates a crash after
-// the outcome was committed and before anything was published: the
-// redelivery publishes the result and the intent, once, and a concurrent
-// outbox sweep does not add a second copy.
+// TestOutcomeRecordedButNotPublishedIsPublishedOnce simulates the two
+// crash windows of the outbox: after the outcome was committed and before
+// anything was published (the sweeper publishes it), and after the XADD but
+// before the row was marked published (the redelivery finds the Redis marker
+// and appends nothing).
 func TestOutcomeRecordedButNotPublishedIsPublishedOnce(t *testing.T) {
 	e := newEnv(t, options{})
 	g := gameID(t)
@@ -65,8 +66,24 @@ func TestOutcomeRecordedButNotPublishedIsPublishedOnce(t *testing.T) {
 		t.Fatalf("published %d results through a dead Redis", n)
 	}
 	e.run.Outbox = working
-	// The redelivery and the sweeper race to publish.
+
+	// Window 1: only the sweeper runs, and publishes both entries once.
 	ctx, cancel := context.WithCancel(context.Background())
+	sweeping := make(chan struct{})
+	go func() { _ = working.Run(ctx); close(sweeping) }()
+	eventually(t, 10*time.Second, "the sweeper publishes", func() bool {
+		return len(e.results(g)) == 1 && len(e.intents(g)) == 1
+	})
+	cancel()
+	<-sweeping
+
+	// Window 2: the rows lose their published mark, as if the process died
+	// between XADD and the UPDATE; concurrent redeliveries and a sweeper
+	// find the Redis markers and append nothing.
+	if _, err := e.pool.Exec(context.Background(), `UPDATE runtime_outbox SET published_at = NULL, entry_id = ''`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = working.Run(ctx) }()
 	var wg sync.WaitGroup
@@ -80,12 +97,19 @@ func TestOutcomeRecordedButNotPublishedIsPublishedOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	time.Sleep(time.Second) // a sweep or two
+	time.Sleep(time.Second) // a few sweeps
 	if n := len(e.results(g)); n != 1 {
 		t.Errorf("%d results", n)
 	}
 	if n := len(e.intents(g)); n != 1 {
 		t.Errorf("%d intents", n)
+	}
+	var unpublished int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM runtime_outbox WHERE published_at IS NULL`).Scan(&unpublished); err != nil {
+		t.Fatal(err)
+	}
+	if unpublished != 0 {
+		t.Errorf("%d outbox rows still unmarked", unpublished)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -73,6 +74,7 @@ type env struct {
 	run      *runner.Runner
 	mon      *monitor.Monitor
 	pub      *outbox.Publisher
+	pool     *pgxpool.Pool
 	dsn      string
 	network  string
 	root     string
@@ -116,7 +118,7 @@ func newEnv(t *testing.T, opts options) *env {
 	}
 	suffix := harness.UniqueSuffix() + "-" + strconv.FormatInt(seq.Add(1), 10)
 	e := &env{
-		t: t, rdb: rdb, st: store.New(pool), dsn: dsn, network: network, root: t.TempDir(),
+		t: t, rdb: rdb, st: store.New(pool), pool: pool, dsn: dsn, network: network, root: t.TempDir(),
 		instance:      "test-" + suffix,
 		startStream:   "runtime:start_jobs:" + suffix,
 		stopStream:    "runtime:stop_jobs:" + suffix,

@@ -3,13 +3,16 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"galaxy/harness"
@@ -373,5 +376,83 @@ func TestPullFailureInsideTheProgressStreamIsImagePullFailed(t *testing.T) {
 	// read from the stream has no such prefix.
 	if strings.Contains(msg, "Error response from daemon") {
 		t.Errorf("the daemon failed the request itself, not inside the stream: %q", msg)
+	}
+}
+
+// TestPullThatOutlivesTheTimeoutIsImagePullFailed points at a "registry"
+// that accepts connections and never answers: the pull is abandoned at
+// RTMANAGER_IMAGE_PULL_TIMEOUT.
+func TestPullThatOutlivesTheTimeoutIsImagePullFailed(t *testing.T) {
+	e := newEnv(t, options{})
+	e.run.Cfg.PullTimeout = 2 * time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	g := gameID(t)
+	ref := l.Addr().String() + "/galaxy/slow:1"
+	began := time.Now()
+	if err := e.handleStart(newEntryID(), startValues(g, ref)); err != nil {
+		t.Fatalf("handle: %v", err)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("the pull took %s despite a 2s timeout", took)
+	}
+	msg := e.failedStart(g, ref, "image_pull_failed")
+	if !strings.Contains(msg, "no answer within 2s") {
+		t.Errorf("message does not name the timeout: %q", msg)
+	}
+}
+
+// TestNameTakenByAForeignContainerIsContainerStartFailed: a container this
+// manager does not own holds galaxy-game-<id>; the start fails and the
+// foreign container is left alone.
+func TestNameTakenByAForeignContainerIsContainerStartFailed(t *testing.T) {
+	e := newEnv(t, options{})
+	ctx := context.Background()
+	g := gameID(t)
+	// Pull the image through another game first, so only the name conflicts.
+	if err := e.handleStart(newEntryID(), startValues(gameID(t), shared.gameImage, "config_json", gameConfig(t, nil))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.engine.Client.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:   docker.ContainerName(g),
+		Config: &container.Config{Image: shared.gameImage, Labels: harness.OwnerLabels()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.engine.Remove(context.Background(), res.ID) })
+	if err := e.handleStart(newEntryID(), startValues(g, shared.gameImage)); err != nil {
+		t.Fatalf("handle: %v", err)
+	}
+	results := e.results(g)
+	if len(results) != 1 || field(results[0], "error_code") != "container_start_failed" {
+		t.Fatalf("results = %v", results)
+	}
+	t.Logf("container_start_failed error_message: %s", field(results[0], "error_message"))
+	if _, err := e.engine.Inspect(ctx, res.ID); err != nil {
+		t.Errorf("the foreign container was removed: %v", err)
 	}
 }

@@ -110,7 +110,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		entries, err := p.Store.UnpublishedOutbox(ctx, time.Now().Add(-sweep), 100)
+		entries, err := p.Store.UnpublishedOutbox(ctx, sweep, 100)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.Logger.Warn("outbox sweep", "err", err)

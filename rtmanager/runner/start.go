@@ -86,6 +86,7 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 		if r.retryable(ctx, deliveries, cause) {
 			return cause
 		}
+		log.Info("start step failed", "error_code", code, "error_class", docker.Class(cause))
 		o := base
 		o.result, o.code, o.message = Failed, code, cause.Error()
 		failed := rt

@@ -301,11 +301,11 @@ func (s *Store) OutboxByKeys(ctx context.Context, keys ...string) ([]OutboxEntry
 	return out, nil
 }
 
-// UnpublishedOutbox returns up to limit unpublished entries created before
-// the given time, oldest first.
-func (s *Store) UnpublishedOutbox(ctx context.Context, before time.Time, limit int) ([]OutboxEntry, error) {
+// UnpublishedOutbox returns up to limit unpublished entries older than age
+// (by the database's clock, which wrote created_at), oldest first.
+func (s *Store) UnpublishedOutbox(ctx context.Context, age time.Duration, limit int) ([]OutboxEntry, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM runtime_outbox
-		WHERE published_at IS NULL AND created_at < $1 ORDER BY id LIMIT $2`, before, limit)
+		WHERE published_at IS NULL AND created_at < now() - $1::interval ORDER BY id LIMIT $2`, age, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read unpublished outbox: %w", err)
 	}
@@ -328,7 +328,7 @@ func (s *Store) MarkPublished(ctx context.Context, id int64, entryID string) err
 // PruneOutbox deletes published entries older than age, so the table does
 // not grow without bound.
 func (s *Store) PruneOutbox(ctx context.Context, age time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM runtime_outbox WHERE published_at IS NOT NULL AND published_at < $1`, time.Now().Add(-age))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM runtime_outbox WHERE published_at IS NOT NULL AND published_at < now() - $1::interval`, age)
 	if err != nil {
 		return 0, fmt.Errorf("prune outbox: %w", err)
 	}

@@ -169,14 +169,6 @@ func checkEmail(s string) (string, error) {
 	if strings.ContainsAny(s, "\r\n") {
 		return "", errors.New("must not contain CR or LF")
 	}
-	// net/mail lets any non-ASCII rune into an atom, C1 controls and
-	// no-break spaces included.
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", errors.New("must not contain control characters")
-	}
-	if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
-		return "", errors.New("must not contain spaces")
-	}
 	if len(s) > maxEmailBytes {
 		return "", fmt.Errorf("longer than %d bytes", maxEmailBytes)
 	}
@@ -186,6 +178,14 @@ func checkEmail(s string) (string, error) {
 	}
 	if addr.Name != "" || addr.Address != s {
 		return "", fmt.Errorf("%q is not a bare address such as name@example.com", s)
+	}
+	// net/mail lets any non-ASCII rune into an atom, C1 controls and
+	// no-break spaces included.
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", errors.New("must not contain control characters")
+	}
+	if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+		return "", errors.New("must not contain spaces")
 	}
 	if at := strings.LastIndexByte(s, '@'); at > maxLocalPartBytes {
 		return "", fmt.Errorf("local part longer than %d bytes", maxLocalPartBytes)

@@ -57,8 +57,8 @@ func (c *Config) Validate(prefix string) error {
 		return fmt.Errorf("%sADMIN_LOCALE: %q is not a BCP 47 language tag", prefix, c.AdminLocale)
 	}
 	if c.RouteBackoffMin > c.RouteBackoffMax {
-		return fmt.Errorf("%sROUTE_BACKOFF_MIN: %s is above %sROUTE_BACKOFF_MAX %s", prefix,
-			c.RouteBackoffMin.D(), c.RouteBackoffMax.D())
+		return fmt.Errorf("%sROUTE_BACKOFF_MIN: %s is above %sROUTE_BACKOFF_MAX %s",
+			prefix, c.RouteBackoffMin.D(), prefix, c.RouteBackoffMax.D())
 	}
 	if c.RouteMaxAttempts < 1 {
 		return fmt.Errorf("%sROUTE_MAX_ATTEMPTS: must be at least 1, got %d", prefix, c.RouteMaxAttempts)

@@ -12,7 +12,8 @@ import (
 )
 
 // TestBinaryServesOverPostgres runs the real binary against a real database
-// and checks what a deployment checks: ready, answering, stopping cleanly.
+// and checks what a deployment checks: ready, answering, riding out a
+// database outage, stopping cleanly.
 func TestBinaryServesOverPostgres(t *testing.T) {
 	ctx := context.Background()
 	bin := harness.BuildBinary(t, "./user/cmd/userservice")
@@ -29,20 +30,28 @@ func TestBinaryServesOverPostgres(t *testing.T) {
 	})
 	base := "http://" + addr
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		status, body := get(base + "/readyz")
-		if status == http.StatusOK && strings.Contains(body, `"ready"`) {
-			break
-		}
-		if time.Now().After(deadline) || !p.Running() {
-			t.Fatalf("not ready (last answer %d %s)\n%s", status, body, p.LogTail(50))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitForStatus(t, p, base+"/readyz", http.StatusOK)
 	if status, body := get(base + "/api/v1/internal/users/user-readiness-probe/exists"); status != http.StatusOK || body != `{"exists":false}`+"\n" {
 		t.Fatalf("exists: %d %s", status, body)
 	}
+
+	// PostgreSQL going away makes the service unready and its answers 503;
+	// it comes back on its own.
+	if err := pg.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, p, base+"/readyz", http.StatusServiceUnavailable)
+	if status, body := get(base + "/api/v1/internal/users/someone"); status != http.StatusServiceUnavailable || !strings.Contains(body, `"unavailable"`) {
+		t.Fatalf("get while PostgreSQL is down: %d %s", status, body)
+	}
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Pooled connections to the killed server fail once each before the
+	// pool replaces them, so the API may lag /readyz briefly.
+	waitForStatus(t, p, base+"/readyz", http.StatusOK)
+	waitForStatus(t, p, base+"/api/v1/internal/users/someone", http.StatusNotFound)
+
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +82,22 @@ func TestBinaryRefusesBadConfiguration(t *testing.T) {
 				t.Fatalf("%s=%s: exit code %d, want 2 and a message naming the variable:\n%s", tc.variable, tc.value, code, p.Logs())
 			}
 		})
+	}
+}
+
+// waitForStatus polls url until it answers want, for up to 30s.
+func waitForStatus(t *testing.T, p *harness.Process, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := get(url)
+		if status == want {
+			return
+		}
+		if time.Now().After(deadline) || !p.Running() {
+			t.Fatalf("%s: want %d, last answer %d %s\n%s", url, want, status, body, p.LogTail(50))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,317 @@
+// Package integration_test runs the mail binary against real PostgreSQL and
+// Redis (containers from the harness) and, for SMTP, a real SMTP server
+// (Mailpit, run as a subprocess), and checks it through its public surfaces
+// only: the command stream, its dead-letter stream, the internal HTTP API and
+// the messages the SMTP server received.
+//
+// Each test starts its own mail process with its own database and its own
+// stream names, so tests share nothing but the containers.
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+	"galaxy/mail/command"
+	"galaxy/platform/streams"
+)
+
+var (
+	redisAddr  string
+	pgAdminDSN string
+	mailBinary string
+)
+
+func TestMain(m *testing.M) {
+	if testing.Short() {
+		fmt.Println("skipping mail integration tests in -short mode")
+		os.Exit(0)
+	}
+	tb := harness.NewPackageTB("mail-integration")
+	ctx := context.Background()
+	code := func() int {
+		defer tb.Close()
+		redisAddr = harness.StartRedis(ctx, tb).Addr
+		pgAdminDSN = harness.StartPostgres(ctx, tb).AdminDSN
+		mailBinary = harness.BuildBinary(tb, "./mail/cmd/mail")
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// mailService is one running mail process and what a test needs to talk to it.
+type mailService struct {
+	t       *testing.T
+	proc    *harness.Process
+	baseURL string
+	stream  string
+	rdb     *redis.Client
+	env     map[string]string
+}
+
+func repoRoot(t testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("resolve repository root: runtime caller unavailable")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// startMail starts a mail process in stub mode with a fresh database and
+// stream; extra overrides its environment.
+func startMail(t *testing.T, extra map[string]string) *mailService {
+	t.Helper()
+	dsn, err := harness.CreateDatabase(context.Background(), pgAdminDSN, "mail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := harness.FreeTCPAddress(t)
+	stream := harness.UniqueName("mail:delivery_commands")
+	env := map[string]string{
+		"MAIL_POSTGRES_DSN":             dsn,
+		"MAIL_REDIS_ADDR":               redisAddr,
+		"MAIL_INTERNAL_HTTP_ADDR":       addr,
+		"MAIL_TEMPLATE_DIR":             filepath.Join(repoRoot(t), "mail", "templates"),
+		"MAIL_SMTP_MODE":                "stub",
+		"MAIL_COMMANDS_STREAM":          stream,
+		"MAIL_STREAM_BLOCK_TIMEOUT":     "100ms",
+		"MAIL_STREAM_CLAIM_IDLE":        "1s",
+		"MAIL_OPERATOR_REQUEST_TIMEOUT": "3s",
+		"MAIL_SHUTDOWN_TIMEOUT":         "3s",
+		"MAIL_SENDER_POLL_INTERVAL":     "50ms",
+		"MAIL_LOG_LEVEL":                "debug",
+		"OTEL_TRACES_EXPORTER":          "none",
+		"OTEL_METRICS_EXPORTER":         "none",
+	}
+	maps.Copy(env, extra)
+	return startMailWithEnv(t, env)
+}
+
+func startMailWithEnv(t *testing.T, env map[string]string) *mailService {
+	t.Helper()
+	proc := harness.StartProcess(t, "mail", mailBinary, env)
+	baseURL := "http://" + env["MAIL_INTERNAL_HTTP_ADDR"]
+	harness.WaitForHTTPStatus(t, proc, baseURL+"/readyz", http.StatusOK)
+	rdb := streams.NewClient(redisAddr, "", 0)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return &mailService{t: t, proc: proc, baseURL: baseURL, stream: env["MAIL_COMMANDS_STREAM"], rdb: rdb, env: env}
+}
+
+// push adds one command to the service's stream, as raw fields.
+func (s *mailService) push(fields map[string]string) string {
+	s.t.Helper()
+	id, err := streams.Publish(context.Background(), s.rdb, s.stream, fields)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return id
+}
+
+func (s *mailService) pushCommand(c command.Command) string {
+	s.t.Helper()
+	return s.push(c.StreamValues())
+}
+
+// templateCommand is a valid template-mode command for the image pull
+// failure template, to key.
+func templateCommand(key, to, locale string, vars map[string]any) command.Command {
+	if vars == nil {
+		vars = imagePullVars("game-1")
+	}
+	return command.Command{
+		Source:         "notification",
+		PayloadMode:    command.ModeTemplate,
+		TemplateID:     "runtime.image_pull_failed",
+		Locale:         locale,
+		Variables:      vars,
+		To:             []string{to},
+		IdempotencyKey: key,
+		RequestedAtMS:  time.Now().UnixMilli(),
+	}
+}
+
+func imagePullVars(gameID string) map[string]any {
+	return map[string]any{
+		"game_id":         gameID,
+		"image_ref":       "galaxy/integration-missing:0.0.0",
+		"error_code":      "image_pull_failed",
+		"error_message":   "pull galaxy/integration-missing:0.0.0: manifest unknown",
+		"attempted_at_ms": json.Number("1700000000123"),
+	}
+}
+
+// Response types, decoded leniently: the API may grow.
+type summary struct {
+	DeliveryID     string   `json:"delivery_id"`
+	Source         string   `json:"source"`
+	PayloadMode    string   `json:"payload_mode"`
+	TemplateID     string   `json:"template_id"`
+	Locale         string   `json:"locale"`
+	To             []string `json:"to"`
+	Status         string   `json:"status"`
+	IdempotencyKey string   `json:"idempotency_key"`
+	ErrorCode      string   `json:"error_code"`
+	RequestedAtMS  int64    `json:"requested_at_ms"`
+	CreatedAtMS    int64    `json:"created_at_ms"`
+	SentAtMS       *int64   `json:"sent_at_ms"`
+}
+
+type attempt struct {
+	Attempt      int    `json:"attempt"`
+	Sequence     int    `json:"sequence"`
+	StartedAtMS  int64  `json:"started_at_ms"`
+	FinishedAtMS int64  `json:"finished_at_ms"`
+	Outcome      string `json:"outcome"`
+	Error        string `json:"error"`
+	SMTPCode     int    `json:"smtp_code"`
+}
+
+type detail struct {
+	summary
+	Cc                []string       `json:"cc"`
+	Bcc               []string       `json:"bcc"`
+	ReplyTo           string         `json:"reply_to"`
+	ResolvedLocale    string         `json:"resolved_locale"`
+	Subject           string         `json:"subject"`
+	TextBody          string         `json:"text_body"`
+	HTMLBody          string         `json:"html_body"`
+	TemplateVariables map[string]any `json:"template_variables"`
+	ErrorMessage      string         `json:"error_message"`
+	Attempts          []attempt      `json:"attempts"`
+	Sequence          int            `json:"sequence"`
+	UpdatedAtMS       int64          `json:"updated_at_ms"`
+	Settled           *bool          `json:"settled"`
+}
+
+type listResponse struct {
+	Items      []summary `json:"items"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+type httpResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (s *mailService) do(method, path string, body any) httpResult {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.baseURL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return httpResult{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+func decode[T any](t *testing.T, r httpResult) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %T from %s: %v", v, r.body, err)
+	}
+	return v
+}
+
+func (s *mailService) list(q url.Values) listResponse {
+	s.t.Helper()
+	r := s.do(http.MethodGet, "/api/v1/internal/deliveries?"+q.Encode(), nil)
+	if r.status != http.StatusOK {
+		s.t.Fatalf("list %v: %d %s", q, r.status, r.body)
+	}
+	return decode[listResponse](s.t, r)
+}
+
+func (s *mailService) get(id string) detail {
+	s.t.Helper()
+	r := s.do(http.MethodGet, "/api/v1/internal/deliveries/"+url.PathEscape(id), nil)
+	if r.status != http.StatusOK {
+		s.t.Fatalf("get %s: %d %s", id, r.status, r.body)
+	}
+	return decode[detail](s.t, r)
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// byKey waits for the delivery of an idempotency key to reach one of
+// statuses, and returns its detail.
+func (s *mailService) byKey(key string, timeout time.Duration, statuses ...string) detail {
+	s.t.Helper()
+	var found detail
+	eventually(s.t, timeout, fmt.Sprintf("delivery %q in %v", key, statuses), func() bool {
+		l := s.list(url.Values{"idempotency_key": {key}})
+		if len(l.Items) == 0 {
+			return false
+		}
+		for _, st := range statuses {
+			if l.Items[0].Status == st {
+				found = s.get(l.Items[0].DeliveryID)
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (s *mailService) deadLetters() []redis.XMessage {
+	s.t.Helper()
+	msgs, err := s.rdb.XRange(context.Background(), s.stream+streams.DeadLetterSuffix, "-", "+").Result()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return msgs
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

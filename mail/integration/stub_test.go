@@ -1,0 +1,450 @@
+package integration_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"galaxy/mail/command"
+)
+
+// TestStreamCommandIsRenderedStoredAndSentInStubMode is the boundary the
+// notification pipeline relies on: a template command on the stream becomes
+// a sent delivery that the list endpoint finds with the filters the boundary
+// suite uses, whose detail carries the template variables as given.
+func TestStreamCommandIsRenderedStoredAndSentInStubMode(t *testing.T) {
+	s := startMail(t, nil)
+	const to = "rtm-admin@example.com"
+	key := "notification:1700000000000-0/email:email:" + to
+	// The same fields the Notification Service writes.
+	vars := `{"game_id":"game-42","image_ref":"galaxy/integration-missing:0.0.0","error_code":"image_pull_failed","error_message":"manifest unknown","attempted_at_ms":1700000000123}`
+	s.push(map[string]string{
+		"source":                  "notification",
+		"payload_mode":            "template",
+		"template_id":             "runtime.image_pull_failed",
+		"locale":                  "en",
+		"template_variables_json": vars,
+		"to_json":                 `["` + to + `"]`,
+		"idempotency_key":         key,
+		"requested_at_ms":         fmt.Sprint(time.Now().UnixMilli()),
+	})
+	q := url.Values{
+		"source":          {"notification"},
+		"status":          {"sent"},
+		"recipient":       {to},
+		"template_id":     {"runtime.image_pull_failed"},
+		"idempotency_key": {key},
+	}
+	var item summary
+	eventually(t, 15*time.Second, "sent delivery", func() bool {
+		l := s.list(q)
+		if len(l.Items) == 0 {
+			return false
+		}
+		item = l.Items[0]
+		return true
+	})
+	if item.PayloadMode != "template" || item.TemplateID != "runtime.image_pull_failed" || len(item.To) != 1 || item.To[0] != to {
+		t.Fatalf("unexpected list item: %+v", item)
+	}
+	d := s.get(item.DeliveryID)
+	if d.Source != "notification" || d.IdempotencyKey != key || d.Status != "sent" || d.Locale != "en" || d.ResolvedLocale != "en" {
+		t.Fatalf("unexpected detail: %+v", d)
+	}
+	var want map[string]any
+	if err := json.Unmarshal([]byte(vars), &want); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(d.TemplateVariables) != fmt.Sprint(want) {
+		t.Fatalf("template_variables = %v, want %v", d.TemplateVariables, want)
+	}
+	if d.Subject != "[Galaxy] Game game-42: image pull failed (image_pull_failed)" {
+		t.Fatalf("subject = %q", d.Subject)
+	}
+	for _, part := range []string{"game-42", "galaxy/integration-missing:0.0.0", "manifest unknown", "2023-11-14T22:13:20Z", "What to check"} {
+		if !strings.Contains(d.TextBody, part) || !strings.Contains(d.HTMLBody, part) {
+			t.Fatalf("bodies lack %q:\ntext:\n%s\nhtml:\n%s", part, d.TextBody, d.HTMLBody)
+		}
+	}
+	if len(d.Attempts) != 1 || d.Attempts[0].Outcome != "sent" || d.Attempts[0].Attempt != 1 || d.Attempts[0].StartedAtMS == 0 || d.Attempts[0].FinishedAtMS < d.Attempts[0].StartedAtMS {
+		t.Fatalf("attempts = %+v", d.Attempts)
+	}
+	if d.SentAtMS == nil || d.CreatedAtMS == 0 || d.UpdatedAtMS < d.CreatedAtMS {
+		t.Fatalf("timestamps: created %d updated %d sent %v", d.CreatedAtMS, d.UpdatedAtMS, d.SentAtMS)
+	}
+}
+
+// TestMalformedCommandsAreDeadLetteredWhileLaterOnesFlow sends a mix of
+// malformed and valid commands: each malformed one lands on <stream>:dead
+// with its reason, and every valid one after it is delivered.
+func TestMalformedCommandsAreDeadLetteredWhileLaterOnesFlow(t *testing.T) {
+	s := startMail(t, nil)
+	valid := func(key string) map[string]string {
+		return templateCommand(key, "ops@example.com", "en", nil).StreamValues()
+	}
+	with := func(key string, change func(map[string]string)) map[string]string {
+		f := valid(key)
+		change(f)
+		return f
+	}
+	malformed := []struct {
+		name   string
+		fields map[string]string
+		reason string
+	}{
+		{"missing source", with("m1", func(f map[string]string) { delete(f, "source") }), "source: required"},
+		{"bad mode", with("m2", func(f map[string]string) { f["payload_mode"] = "carrier-pigeon" }), "payload_mode"},
+		{"empty to", with("m3", func(f map[string]string) { f["to_json"] = "[]" }), "to_json"},
+		{"to not json", with("m4", func(f map[string]string) { f["to_json"] = "ops@example.com" }), "to_json"},
+		{"bad address", with("m5", func(f map[string]string) { f["to_json"] = `["not an address"]` }), "to_json"},
+		{"header injection", with("m6", func(f map[string]string) { f["to_json"] = `["ops@example.com\r\nBcc: evil@example.com"]` }), "control character"},
+		{"variables not object", with("m7", func(f map[string]string) { f["template_variables_json"] = `[1,2]` }), "template_variables_json"},
+		{"no key", with("m8", func(f map[string]string) { delete(f, "idempotency_key") }), "idempotency_key: required"},
+		{"bad time", with("m9", func(f map[string]string) { f["requested_at_ms"] = "yesterday" }), "requested_at_ms"},
+		{"unknown field", with("m10", func(f map[string]string) { f["priority"] = "high" }), "priority: unknown field"},
+		{"bad locale", with("m11", func(f map[string]string) { f["locale"] = "not a locale!" }), "locale"},
+		{"rendered without subject", map[string]string{
+			"source": "ops", "payload_mode": "rendered", "text_body": "hi", "to_json": `["a@example.com"]`,
+			"idempotency_key": "m12", "requested_at_ms": "1700000000000",
+		}, "subject"},
+		{"rendered subject with newline", map[string]string{
+			"source": "ops", "payload_mode": "rendered", "subject": "hi\nBcc: x@example.com", "text_body": "hi",
+			"to_json": `["a@example.com"]`, "idempotency_key": "m13", "requested_at_ms": "1700000000000",
+		}, "subject"},
+	}
+	for i, m := range malformed {
+		s.push(m.fields)
+		s.push(valid(fmt.Sprintf("ok-%d", i)))
+	}
+	for i := range malformed {
+		s.byKey(fmt.Sprintf("ok-%d", i), 15*time.Second, "sent")
+	}
+	var dead []map[string]any
+	eventually(t, 10*time.Second, "dead letters", func() bool {
+		msgs := s.deadLetters()
+		dead = nil
+		for _, m := range msgs {
+			dead = append(dead, m.Values)
+		}
+		return len(dead) == len(malformed)
+	})
+	for i, m := range malformed {
+		reason, _ := dead[i]["dead_error"].(string)
+		if !strings.Contains(reason, m.reason) {
+			t.Errorf("%s: dead_error %q does not mention %q", m.name, reason, m.reason)
+		}
+	}
+	// Nothing malformed became a delivery.
+	l := s.list(url.Values{"limit": {"500"}})
+	if len(l.Items) != len(malformed) {
+		t.Fatalf("%d deliveries, want %d", len(l.Items), len(malformed))
+	}
+}
+
+// TestStreamDuplicateCreatesNoSecondDelivery pushes the same key several
+// times (also with different content, and across a restart of the service):
+// one delivery, one attempt.
+func TestStreamDuplicateCreatesNoSecondDelivery(t *testing.T) {
+	s := startMail(t, nil)
+	cmd := templateCommand("dup-1", "ops@example.com", "en", nil)
+	for range 3 {
+		s.pushCommand(cmd)
+	}
+	other := cmd
+	other.To = []string{"someone-else@example.com"}
+	s.pushCommand(other)
+	s.pushCommand(templateCommand("after-dups", "ops@example.com", "en", nil))
+	s.byKey("after-dups", 15*time.Second, "sent")
+	d := s.byKey("dup-1", 5*time.Second, "sent")
+	if len(d.Attempts) != 1 || d.To[0] != "ops@example.com" {
+		t.Fatalf("first command must win: to %v, attempts %+v", d.To, d.Attempts)
+	}
+	// A restarted process (same database) still refuses the key.
+	if err := s.proc.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s)
+	s.pushCommand(cmd)
+	s.pushCommand(templateCommand("after-restart", "ops@example.com", "en", nil))
+	s.byKey("after-restart", 15*time.Second, "sent")
+	l := s.list(url.Values{"idempotency_key": {"dup-1"}})
+	if len(l.Items) != 1 {
+		t.Fatalf("%d deliveries for dup-1", len(l.Items))
+	}
+	all := s.list(url.Values{})
+	if len(all.Items) != 3 {
+		t.Fatalf("%d deliveries, want 3", len(all.Items))
+	}
+}
+
+func waitReady(t *testing.T, s *mailService) {
+	t.Helper()
+	eventually(t, 30*time.Second, "mail ready", func() bool {
+		r, err := http.Get(s.baseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	})
+}
+
+// TestHTTPIdempotency checks POST: 202 on creation, 200 with
+// Idempotency-Replayed on the same body, 409 on a different body with the
+// same key, and that a key first used on the stream is recognised too.
+func TestHTTPIdempotency(t *testing.T) {
+	s := startMail(t, nil)
+	body := map[string]any{
+		"source":       "ops-console",
+		"payload_mode": "rendered",
+		"subject":      "Maintenance tonight",
+		"text_body":    "The platform restarts at 22:00 UTC.",
+		"html_body":    "<p>The platform restarts at <b>22:00 UTC</b>.</p>",
+		"to":           []string{"ops@example.com", "Night Shift <night@example.com>"},
+		"cc":           []string{"lead@example.com"},
+		"reply_to":     "noreply@example.com",
+		"idempotency_key": "http-1",
+		"requested_at_ms": time.Now().UnixMilli(),
+	}
+	r := s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	created := decode[detail](t, r)
+	if created.DeliveryID == "" || created.Status != "queued" && created.Status != "sending" && created.Status != "sent" {
+		t.Fatalf("created: %+v", created)
+	}
+	// The same body again (a later requested_at_ms is the same request).
+	body["requested_at_ms"] = time.Now().UnixMilli() + 5
+	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
+	if r.status != http.StatusOK || r.header.Get("Idempotency-Replayed") != "true" {
+		t.Fatalf("replay: %d %v %s", r.status, r.header, r.body)
+	}
+	if replay := decode[detail](t, r); replay.DeliveryID != created.DeliveryID {
+		t.Fatalf("replay returned %s, want %s", replay.DeliveryID, created.DeliveryID)
+	}
+	// Same key, different body.
+	body["subject"] = "Maintenance tomorrow"
+	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), `"idempotency_conflict"`) {
+		t.Fatalf("conflict: %d %s", r.status, r.body)
+	}
+	d := s.byKey("http-1", 10*time.Second, "sent")
+	if d.Subject != "Maintenance tonight" || len(d.Cc) != 1 || d.ReplyTo != "noreply@example.com" || len(d.To) != 2 {
+		t.Fatalf("stored: %+v", d)
+	}
+	// A recipient given with a display name is found by its address.
+	if l := s.list(url.Values{"recipient": {"NIGHT@example.com"}}); len(l.Items) != 1 {
+		t.Fatalf("recipient filter found %d", len(l.Items))
+	}
+
+	// A key first used on the stream: the same command over HTTP is a replay.
+	cmd := templateCommand("stream-then-http", "ops@example.com", "fr-CA", nil)
+	s.pushCommand(cmd)
+	s.byKey("stream-then-http", 10*time.Second, "sent")
+	j := map[string]any{
+		"source": cmd.Source, "payload_mode": cmd.PayloadMode, "template_id": cmd.TemplateID,
+		"locale": "fr-ca", "template_variables": cmd.Variables, "to": cmd.To,
+		"idempotency_key": cmd.IdempotencyKey, "requested_at_ms": cmd.RequestedAtMS,
+	}
+	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", j)
+	if r.status != http.StatusOK || r.header.Get("Idempotency-Replayed") != "true" {
+		t.Fatalf("stream then http: %d %s", r.status, r.body)
+	}
+	j["to"] = []string{"other@example.com"}
+	if r = s.do(http.MethodPost, "/api/v1/internal/deliveries", j); r.status != http.StatusConflict {
+		t.Fatalf("stream then http, different body: %d %s", r.status, r.body)
+	}
+
+	// Malformed HTTP commands are 400 with the reason.
+	for name, bad := range map[string]string{
+		"not json":          `{`,
+		"unknown field":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1,"priority":1}`,
+		"variables array":   `{"source":"x","payload_mode":"template","template_id":"t","template_variables":[1],"to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1}`,
+		"missing to":        `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","idempotency_key":"k","requested_at_ms":1}`,
+		"to as string":      `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":"a@example.com","idempotency_key":"k","requested_at_ms":1}`,
+		"cr in reply_to":    `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"reply_to":"a@example.com\r\nX: y","idempotency_key":"k","requested_at_ms":1}`,
+		"trailing data":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1} {}`,
+		"negative time":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":-1}`,
+	} {
+		if r := s.do(http.MethodPost, "/api/v1/internal/deliveries", bad); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid_request"`) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+}
+
+// TestLocaleFallbackAndRenderFailures covers exact → language → default
+// locale, a template that does not exist and a variable that is missing.
+func TestLocaleFallbackAndRenderFailures(t *testing.T) {
+	s := startMail(t, nil)
+	cases := []struct {
+		key, locale, resolved, subjectPart string
+	}{
+		{"loc-fr", "fr", "fr", "Partie game-1"},
+		{"loc-fr-ca", "fr-CA", "fr", "Partie game-1"},
+		{"loc-de", "de-DE", "en", "Game game-1"},
+		{"loc-empty", "", "en", "Game game-1"},
+	}
+	for _, c := range cases {
+		s.pushCommand(templateCommand(c.key, "ops@example.com", c.locale, nil))
+	}
+	for _, c := range cases {
+		d := s.byKey(c.key, 10*time.Second, "sent")
+		if d.ResolvedLocale != c.resolved || !strings.Contains(d.Subject, c.subjectPart) {
+			t.Errorf("%s: resolved %q subject %q; want %q, %q", c.key, d.ResolvedLocale, d.Subject, c.resolved, c.subjectPart)
+		}
+	}
+	missingTpl := templateCommand("no-template", "ops@example.com", "en", nil)
+	missingTpl.TemplateID = "runtime.no_such_thing"
+	s.pushCommand(missingTpl)
+	vars := imagePullVars("game-2")
+	delete(vars, "image_ref")
+	s.pushCommand(templateCommand("missing-var", "ops@example.com", "en", vars))
+	d := s.byKey("no-template", 10*time.Second, "failed")
+	if d.ErrorCode != "template_not_found" || len(d.Attempts) != 0 {
+		t.Fatalf("no-template: %+v", d)
+	}
+	d = s.byKey("missing-var", 10*time.Second, "failed")
+	if d.ErrorCode != "template_render_failed" || !strings.Contains(d.ErrorMessage, "image_ref") {
+		t.Fatalf("missing-var: code %q message %q", d.ErrorCode, d.ErrorMessage)
+	}
+	// The failed filter lists exactly those two.
+	if l := s.list(url.Values{"status": {"failed"}}); len(l.Items) != 2 {
+		t.Fatalf("status=failed lists %d", len(l.Items))
+	}
+}
+
+// TestHTMLEscapingAndSubjectNewlines: variables are escaped in the HTML body
+// and never break the subject onto a second header line.
+func TestHTMLEscapingAndSubjectNewlines(t *testing.T) {
+	s := startMail(t, nil)
+	vars := imagePullVars("game-x\r\nBcc: evil@example.com")
+	vars["error_message"] = `<script>alert("x")</script> & more`
+	s.pushCommand(templateCommand("escape-1", "ops@example.com", "en", vars))
+	d := s.byKey("escape-1", 10*time.Second, "sent")
+	if strings.ContainsAny(d.Subject, "\r\n") || !strings.Contains(d.Subject, "game-x Bcc: evil@example.com") {
+		t.Fatalf("subject %q", d.Subject)
+	}
+	if strings.Contains(d.HTMLBody, "<script>") || !strings.Contains(d.HTMLBody, "&lt;script&gt;") || !strings.Contains(d.HTMLBody, "&amp; more") {
+		t.Fatalf("html body not escaped:\n%s", d.HTMLBody)
+	}
+	// The text body is plain text: the variable as given.
+	if !strings.Contains(d.TextBody, `<script>alert("x")</script> & more`) {
+		t.Fatalf("text body:\n%s", d.TextBody)
+	}
+}
+
+// TestListFiltersAndCursorPaging pages through deliveries newest first and
+// checks every filter and the limit rules.
+func TestListFiltersAndCursorPaging(t *testing.T) {
+	s := startMail(t, nil)
+	const n = 23
+	for i := range n {
+		c := templateCommand(fmt.Sprintf("page-%02d", i), fmt.Sprintf("user%d@example.com", i%3), "en", nil)
+		if i%2 == 1 {
+			c.Source = "lobby"
+			c.TemplateID = "lobby.game_starting"
+			c.Variables = map[string]any{"user_display_name": "Ada", "game_id": "g"}
+		}
+		s.pushCommand(c)
+		// Keep insertion order observable for the newest-first check.
+		s.byKey(c.IdempotencyKey, 10*time.Second, "sent")
+	}
+	var keys []string
+	cursor := ""
+	pages := 0
+	for {
+		q := url.Values{"limit": {"5"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		l := s.list(q)
+		pages++
+		for _, it := range l.Items {
+			keys = append(keys, it.IdempotencyKey)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	if pages != 5 || len(keys) != n {
+		t.Fatalf("%d pages, %d items", pages, len(keys))
+	}
+	for i, k := range keys {
+		if want := fmt.Sprintf("page-%02d", n-1-i); k != want {
+			t.Fatalf("item %d is %s, want %s (newest first)", i, k, want)
+		}
+	}
+	count := func(q url.Values) int {
+		q.Set("limit", "500")
+		return len(s.list(q).Items)
+	}
+	if c := count(url.Values{"source": {"lobby"}}); c != 11 {
+		t.Errorf("source=lobby: %d", c)
+	}
+	if c := count(url.Values{"template_id": {"runtime.image_pull_failed"}}); c != 12 {
+		t.Errorf("template_id: %d", c)
+	}
+	if c := count(url.Values{"recipient": {"user1@example.com"}}); c != 8 {
+		t.Errorf("recipient: %d", c)
+	}
+	if c := count(url.Values{"recipient": {"user1@example.com"}, "source": {"lobby"}, "status": {"sent"}}); c != 4 {
+		t.Errorf("combined: %d", c)
+	}
+	if c := count(url.Values{"status": {"queued"}}); c != 0 {
+		t.Errorf("status=queued: %d", c)
+	}
+	if l := s.list(url.Values{}); len(l.Items) != n || l.NextCursor != "" {
+		t.Errorf("default limit: %d items, cursor %q", len(l.Items), l.NextCursor)
+	}
+	for _, bad := range []string{"limit=0", "limit=501", "limit=x", "cursor=garbage", "status=lost"} {
+		r := s.do(http.MethodGet, "/api/v1/internal/deliveries?"+bad, nil)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", bad, r.status, r.body)
+		}
+	}
+	if r := s.do(http.MethodGet, "/api/v1/internal/deliveries/dlv_nope", nil); r.status != http.StatusNotFound {
+		t.Errorf("unknown id: %d", r.status)
+	}
+}
+
+// TestOperatorResend resends a sent delivery (new sequence, new attempt)
+// and refuses unknown deliveries.
+func TestOperatorResend(t *testing.T) {
+	s := startMail(t, nil)
+	s.pushCommand(templateCommand("resend-1", "ops@example.com", "en", nil))
+	d := s.byKey("resend-1", 10*time.Second, "sent")
+	r := s.do(http.MethodPost, "/api/v1/internal/deliveries/"+d.DeliveryID+"/resend", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("resend: %d %s", r.status, r.body)
+	}
+	after := decode[detail](t, r)
+	if after.Status != "sent" || after.Sequence != 2 || len(after.Attempts) != 2 || after.Settled == nil || !*after.Settled {
+		t.Fatalf("after resend: %+v", after)
+	}
+	if a := after.Attempts[1]; a.Attempt != 2 || a.Sequence != 2 || a.Outcome != "sent" {
+		t.Fatalf("second attempt: %+v", a)
+	}
+	if r := s.do(http.MethodPost, "/api/v1/internal/deliveries/dlv_nope/resend", nil); r.status != http.StatusNotFound {
+		t.Fatalf("resend unknown: %d", r.status)
+	}
+	// A failed render is re-rendered on resend (and fails again here).
+	missing := templateCommand("resend-missing", "ops@example.com", "en", nil)
+	missing.TemplateID = "runtime.not_there"
+	s.pushCommand(missing)
+	f := s.byKey("resend-missing", 10*time.Second, "failed")
+	r = s.do(http.MethodPost, "/api/v1/internal/deliveries/"+f.DeliveryID+"/resend", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("resend failed delivery: %d %s", r.status, r.body)
+	}
+	if again := decode[detail](t, r); again.Status != "failed" || again.ErrorCode != "template_not_found" || again.Sequence != 2 {
+		t.Fatalf("resend of unrenderable: %+v", again)
+	}
+}
+
+var _ = command.ModeRendered

@@ -1,0 +1,410 @@
+// Command notificationload measures the Notification Service: it publishes
+// admin intents and watches the mail stream until every one has its mail
+// command, then reports intents per second and the hand-off latency.
+//
+// Latency is the gap between an intent's entry ID and its mail command's entry
+// ID: both are stamped by the Redis server's clock, so the figure needs no
+// synchronised clocks and includes the time an intent waits in the stream.
+//
+// Two phases run in turn:
+//
+//   - burst: -n intents published at once; the service drains the backlog.
+//     This gives throughput (intents/s from the first intent to the last
+//     mail command). Latencies here measure the backlog, not the service.
+//   - paced: -rate intents per second for -duration (open loop). This gives
+//     the latency of an unsaturated service (p50, p99, max).
+//
+// With -spawn it starts everything itself (Redis and PostgreSQL containers
+// from the local images, the notification binary built from this checkout)
+// and, with -mail, the Mail Service in stub mode, waiting for its deliveries
+// too. Without -spawn it drives services that already run (-redis, streams).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+)
+
+const (
+	notificationType = "runtime.image_pull_failed"
+	recipient        = "load-admin@example.com"
+	routeID          = "email:email:" + recipient
+)
+
+type options struct {
+	n          int
+	rate       int
+	duration   time.Duration
+	redisAddr  string
+	intents    string
+	mailStream string
+	spawn      bool
+	withMail   bool
+	mailURL    string
+	replicas   int
+	extraEnv   string
+	timeout    time.Duration
+	showLogs   bool
+	procs      []*harness.Process
+	// published counts the intents of every phase so far.
+	published int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 20000, "intents in the burst phase (0 skips it)")
+	flag.IntVar(&o.rate, "rate", 1000, "intents per second in the paced phase (0 skips it)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the paced phase")
+	flag.StringVar(&o.redisAddr, "redis", "127.0.0.1:6379", "Redis address (without -spawn)")
+	flag.StringVar(&o.intents, "intents-stream", "notification:intents", "intent stream (without -spawn)")
+	flag.StringVar(&o.mailStream, "mail-stream", "mail:delivery_commands", "mail command stream (without -spawn)")
+	flag.StringVar(&o.mailURL, "mail-url", "", "Mail API base URL: also wait for the deliveries to be sent (without -spawn)")
+	flag.BoolVar(&o.spawn, "spawn", false, "start Redis, PostgreSQL and the service here")
+	flag.BoolVar(&o.withMail, "mail", false, "with -spawn: start the Mail Service too (stub SMTP) and wait for sent deliveries")
+	flag.IntVar(&o.replicas, "replicas", 1, "with -spawn: notification processes in the consumer group")
+	flag.StringVar(&o.extraEnv, "env", "", "with -spawn: extra NAME=value,NAME=value for the notification processes")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up waiting after this long per phase")
+	flag.BoolVar(&o.showLogs, "logs", false, "with -spawn: print the tail of each service's log at the end")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "notificationload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	tb := harness.NewPackageTB("notificationload")
+	defer tb.Close()
+	defer func() {
+		if o.showLogs {
+			for _, p := range o.procs {
+				fmt.Printf("--- %s log ---\n%s\n", p.Name(), p.LogTail(40))
+			}
+		}
+	}()
+	if o.spawn {
+		if err := spawn(tb, &o); err != nil {
+			return err
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	ctx := context.Background()
+	fmt.Printf("notificationload: intents %s → mail commands %s", o.intents, o.mailStream)
+	if o.mailURL != "" {
+		fmt.Printf(" → Mail deliveries at %s", o.mailURL)
+	}
+	fmt.Println()
+
+	if o.n > 0 {
+		// Warm up (connections, prepared plans, the first batch) so the
+		// burst measures the steady state.
+		if _, err := phase(ctx, rdb, &o, "warm-up", 200, 0); err != nil {
+			return err
+		}
+		r, err := phase(ctx, rdb, &o, "burst", o.n, 0)
+		if err != nil {
+			return err
+		}
+		r.print()
+	}
+	if o.rate > 0 {
+		r, err := phase(ctx, rdb, &o, "paced", int(float64(o.rate)*o.duration.Seconds()), o.rate)
+		if err != nil {
+			return err
+		}
+		r.print()
+	}
+	return nil
+}
+
+// spawn starts the dependencies and services and points o at them.
+func spawn(tb *harness.PackageTB, o *options) error {
+	ctx := context.Background()
+	redisSrv := harness.StartRedis(ctx, tb)
+	pg := harness.StartPostgres(ctx, tb)
+	o.redisAddr = redisSrv.Addr
+	suffix := harness.UniqueSuffix()
+	o.intents = "notification:intents:" + suffix
+	o.mailStream = "mail:delivery_commands:" + suffix
+	bins := harness.BuildBinaries(tb, "./notification/cmd/notification")
+	dsn, err := pg.CreateDatabase(ctx, "notification_load")
+	if err != nil {
+		return err
+	}
+	for i := range o.replicas {
+		addr := harness.FreeTCPAddress(tb)
+		env := map[string]string{
+			"NOTIFICATION_LOG_LEVEL":                              "warn",
+			"NOTIFICATION_REDIS_ADDR":                             redisSrv.Addr,
+			"NOTIFICATION_POSTGRES_DSN":                           dsn,
+			"NOTIFICATION_INTERNAL_HTTP_ADDR":                     addr,
+			"NOTIFICATION_INTENTS_STREAM":                         o.intents,
+			"NOTIFICATION_MAIL_COMMANDS_STREAM":                   o.mailStream,
+			"NOTIFICATION_INTENTS_READ_BLOCK_TIMEOUT":             "100ms",
+			"NOTIFICATION_ADMIN_EMAILS_RUNTIME_IMAGE_PULL_FAILED": recipient,
+			"OTEL_TRACES_EXPORTER":                                "none",
+			"OTEL_METRICS_EXPORTER":                               "none",
+		}
+		for _, kv := range strings.Split(o.extraEnv, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[strings.TrimSpace(k)] = v
+			}
+		}
+		p := harness.StartProcess(tb, "notification-"+strconv.Itoa(i), bins["notification"], env)
+		o.procs = append(o.procs, p)
+		harness.WaitForHTTPStatus(tb, p, "http://"+addr+"/healthz", http.StatusOK)
+	}
+	if o.withMail {
+		mailBin := harness.BuildBinaries(tb, "./mail/cmd/mail")["mail"]
+		mailDSN, err := pg.CreateDatabase(ctx, "mail_load")
+		if err != nil {
+			return err
+		}
+		root, err := harness.RepoRoot()
+		if err != nil {
+			return err
+		}
+		addr := harness.FreeTCPAddress(tb)
+		p := harness.StartProcess(tb, "mail", mailBin, map[string]string{
+			"MAIL_LOG_LEVEL":            "warn",
+			"MAIL_REDIS_ADDR":           redisSrv.Addr,
+			"MAIL_POSTGRES_DSN":         mailDSN,
+			"MAIL_INTERNAL_HTTP_ADDR":   addr,
+			"MAIL_COMMANDS_STREAM":      o.mailStream,
+			"MAIL_SMTP_MODE":            "stub",
+			"MAIL_TEMPLATE_DIR":         root + "/mail/templates",
+			"MAIL_STREAM_BLOCK_TIMEOUT": "100ms",
+			"OTEL_TRACES_EXPORTER":      "none",
+			"OTEL_METRICS_EXPORTER":     "none",
+		})
+		o.procs = append(o.procs, p)
+		o.mailURL = "http://" + addr
+		harness.WaitForHTTPStatus(tb, p, o.mailURL+"/readyz", http.StatusOK)
+	}
+	return nil
+}
+
+type result struct {
+	name      string
+	n         int
+	rate      int
+	elapsed   time.Duration // first intent → last mail command (Redis clock)
+	latencies []time.Duration
+	mailDone  time.Duration // first intent → all deliveries sent (local clock), if measured
+}
+
+func (r result) print() {
+	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
+	q := func(p float64) time.Duration {
+		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+	}
+	fmt.Printf("%-6s %6d intents", r.name, r.n)
+	if r.rate > 0 {
+		fmt.Printf(" at %d/s", r.rate)
+	}
+	fmt.Printf(": %.0f intents/s to mail commands; hand-off latency p50 %s p99 %s max %s\n",
+		float64(r.n)/r.elapsed.Seconds(), q(0.50).Round(time.Millisecond/10), q(0.99).Round(time.Millisecond/10),
+		r.latencies[len(r.latencies)-1].Round(time.Millisecond/10))
+	if r.mailDone > 0 {
+		fmt.Printf("%-6s %6d deliveries sent by Mail (stub SMTP): %.0f intents/s end to end\n", r.name, r.n, float64(r.n)/r.mailDone.Seconds())
+	}
+}
+
+// phase publishes n intents (all at once, or at rate per second) and waits
+// for their mail commands: those whose intent entry comes after the intent
+// stream's last entry before the phase.
+func phase(ctx context.Context, rdb *redis.Client, o *options, name string, n, rate int) (result, error) {
+	start := time.Now()
+	from, err := lastID(ctx, rdb, o.mailStream)
+	if err != nil {
+		return result{}, err
+	}
+	before, err := lastID(ctx, rdb, o.intents)
+	if err != nil {
+		return result{}, err
+	}
+	beforeMS, beforeSeq := splitID(before)
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(ctx, rdb, o.intents, n, rate) }()
+
+	var latencies []time.Duration
+	var firstMS, lastMS int64
+	deadline := time.Now().Add(o.timeout + o.duration)
+	for len(latencies) < n {
+		if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("%s: %d of %d mail commands within %s", name, len(latencies), n, o.timeout)
+		}
+		select {
+		case err := <-pubErr:
+			if err != nil {
+				return result{}, err
+			}
+		default:
+		}
+		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{o.mailStream, from}, Count: 5000, Block: 100 * time.Millisecond}).Result()
+		if err != nil && err != redis.Nil {
+			return result{}, err
+		}
+		for _, s := range res {
+			for _, m := range s.Messages {
+				from = m.ID
+				key, _ := m.Values["idempotency_key"].(string)
+				intentID := strings.TrimSuffix(strings.TrimPrefix(key, "notification:"), "/"+routeID)
+				ms, seq := splitID(intentID)
+				if ms < beforeMS || (ms == beforeMS && seq <= beforeSeq) {
+					continue
+				}
+				if firstMS == 0 || ms < firstMS {
+					firstMS = ms
+				}
+				mailMS, _ := splitID(m.ID)
+				latencies = append(latencies, time.Duration(mailMS-ms)*time.Millisecond)
+				lastMS = max(lastMS, mailMS)
+			}
+		}
+	}
+	o.published += n
+	r := result{name: name, n: n, rate: rate, elapsed: time.Duration(lastMS-firstMS) * time.Millisecond, latencies: latencies}
+	if r.elapsed <= 0 {
+		r.elapsed = time.Millisecond
+	}
+	if o.mailURL != "" && name != "warm-up" {
+		if err := waitSent(ctx, o); err != nil {
+			return result{}, err
+		}
+		r.mailDone = time.Since(start)
+	}
+	return r, nil
+}
+
+func lastID(ctx context.Context, rdb *redis.Client, stream string) (string, error) {
+	last, err := rdb.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, err)
+	}
+	if len(last) == 0 {
+		return "0-0", nil
+	}
+	return last[0].ID, nil
+}
+
+// publish adds n intents: pipelined batches of 500 when rate is 0, else
+// batches every 10ms to hold the rate.
+func publish(ctx context.Context, rdb *redis.Client, stream string, n, rate int) error {
+	batch := 500
+	tick := time.Duration(0)
+	if rate > 0 {
+		tick = 10 * time.Millisecond
+		batch = max(1, rate/100)
+	}
+	next := time.Now()
+	for sent := 0; sent < n; {
+		size := min(batch, n-sent)
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, size)
+		for i := range cmds {
+			cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: intent(sent + i)})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		sent += size
+		if tick > 0 {
+			next = next.Add(tick)
+			time.Sleep(time.Until(next))
+		}
+	}
+	return nil
+}
+
+func intent(i int) map[string]any {
+	payload, _ := json.Marshal(map[string]any{
+		"game_id": "load-" + strconv.Itoa(i), "image_ref": "galaxy/missing:0.0.0", "error_code": "image_pull_failed",
+		"error_message": "manifest unknown", "attempted_at_ms": time.Now().UnixMilli(),
+	})
+	return map[string]any{
+		"notification_type": notificationType,
+		"producer":          "runtime_manager",
+		"audience_kind":     "admin_email",
+		"payload_json":      string(payload),
+		"occurred_at_ms":    strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}
+}
+
+// waitSent waits until Mail lists as many sent deliveries as intents were
+// published so far (Mail's database is this run's own with -spawn).
+func waitSent(ctx context.Context, o *options) error {
+	deadline := time.Now().Add(o.timeout)
+	for {
+		sent, err := countDeliveries(ctx, o.mailURL, "sent")
+		if err != nil {
+			return err
+		}
+		if sent >= o.published {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mail: %d of %d deliveries sent within %s", sent, o.published, o.timeout)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func countDeliveries(ctx context.Context, base, status string) (int, error) {
+	count, cursor := 0, ""
+	for {
+		q := "source=notification&template_id=" + notificationType + "&limit=500"
+		if status != "" {
+			q += "&status=" + status
+		}
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/internal/deliveries?"+q, nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, fmt.Errorf("mail: %w", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("mail: list deliveries: %d %s", resp.StatusCode, body)
+		}
+		var page struct {
+			Items      []json.RawMessage `json:"items"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return 0, fmt.Errorf("mail: decode deliveries: %w", err)
+		}
+		count += len(page.Items)
+		if page.NextCursor == "" || len(page.Items) == 0 {
+			return count, nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+func splitID(id string) (ms, seq int64) {
+	a, b, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseInt(a, 10, 64)
+	seq, _ = strconv.ParseInt(b, 10, 64)
+	return ms, seq
+}
