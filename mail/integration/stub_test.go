@@ -123,18 +123,20 @@ func TestMalformedCommandsAreDeadLetteredWhileLaterOnesFlow(t *testing.T) {
 	for i := range malformed {
 		s.byKey(fmt.Sprintf("ok-%d", i), 15*time.Second, "sent")
 	}
-	var dead []map[string]any
+	// Workers run concurrently, so dead letters are matched by key, not order.
+	dead := map[string]string{}
 	eventually(t, 10*time.Second, "dead letters", func() bool {
 		msgs := s.deadLetters()
-		dead = nil
 		for _, m := range msgs {
-			dead = append(dead, m.Values)
+			key, _ := m.Values["idempotency_key"].(string)
+			reason, _ := m.Values["dead_error"].(string)
+			dead[key] = reason
 		}
-		return len(dead) == len(malformed)
+		return len(msgs) == len(malformed)
 	})
-	for i, m := range malformed {
-		reason, _ := dead[i]["dead_error"].(string)
-		if !strings.Contains(reason, m.reason) {
+	for _, m := range malformed {
+		reason, ok := dead[m.fields["idempotency_key"]]
+		if !ok || !strings.Contains(reason, m.reason) {
 			t.Errorf("%s: dead_error %q does not mention %q", m.name, reason, m.reason)
 		}
 	}
@@ -199,14 +201,14 @@ func waitReady(t *testing.T, s *mailService) {
 func TestHTTPIdempotency(t *testing.T) {
 	s := startMail(t, nil)
 	body := map[string]any{
-		"source":       "ops-console",
-		"payload_mode": "rendered",
-		"subject":      "Maintenance tonight",
-		"text_body":    "The platform restarts at 22:00 UTC.",
-		"html_body":    "<p>The platform restarts at <b>22:00 UTC</b>.</p>",
-		"to":           []string{"ops@example.com", "Night Shift <night@example.com>"},
-		"cc":           []string{"lead@example.com"},
-		"reply_to":     "noreply@example.com",
+		"source":          "ops-console",
+		"payload_mode":    "rendered",
+		"subject":         "Maintenance tonight",
+		"text_body":       "The platform restarts at 22:00 UTC.",
+		"html_body":       "<p>The platform restarts at <b>22:00 UTC</b>.</p>",
+		"to":              []string{"ops@example.com", "Night Shift <night@example.com>"},
+		"cc":              []string{"lead@example.com"},
+		"reply_to":        "noreply@example.com",
 		"idempotency_key": "http-1",
 		"requested_at_ms": time.Now().UnixMilli(),
 	}
@@ -262,14 +264,14 @@ func TestHTTPIdempotency(t *testing.T) {
 
 	// Malformed HTTP commands are 400 with the reason.
 	for name, bad := range map[string]string{
-		"not json":          `{`,
-		"unknown field":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1,"priority":1}`,
-		"variables array":   `{"source":"x","payload_mode":"template","template_id":"t","template_variables":[1],"to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1}`,
-		"missing to":        `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","idempotency_key":"k","requested_at_ms":1}`,
-		"to as string":      `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":"a@example.com","idempotency_key":"k","requested_at_ms":1}`,
-		"cr in reply_to":    `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"reply_to":"a@example.com\r\nX: y","idempotency_key":"k","requested_at_ms":1}`,
-		"trailing data":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1} {}`,
-		"negative time":     `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":-1}`,
+		"not json":        `{`,
+		"unknown field":   `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1,"priority":1}`,
+		"variables array": `{"source":"x","payload_mode":"template","template_id":"t","template_variables":[1],"to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1}`,
+		"missing to":      `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","idempotency_key":"k","requested_at_ms":1}`,
+		"to as string":    `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":"a@example.com","idempotency_key":"k","requested_at_ms":1}`,
+		"cr in reply_to":  `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"reply_to":"a@example.com\r\nX: y","idempotency_key":"k","requested_at_ms":1}`,
+		"trailing data":   `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1} {}`,
+		"negative time":   `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":-1}`,
 	} {
 		if r := s.do(http.MethodPost, "/api/v1/internal/deliveries", bad); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid_request"`) {
 			t.Errorf("%s: %d %s", name, r.status, r.body)

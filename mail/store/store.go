@@ -82,26 +82,26 @@ type Delivery struct {
 	Locale         string
 	ResolvedLocale string
 	// Variables is the template_variables object as stored (nil in rendered mode).
-	Variables      json.RawMessage
-	To, Cc, Bcc    []string
-	ReplyTo        string
-	Subject        string
-	TextBody       string
-	HTMLBody       string
-	Status         string
-	ErrorCode      string
-	ErrorMessage   string
-	Attempts       []Attempt
-	AttemptCount   int
-	Sequence       int
-	StreamEntryID  string
-	RequestedAtMS  int64
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	SentAt         *time.Time
-	DueAt          *time.Time
-	ClaimedAt      *time.Time
-	ClaimToken     string
+	Variables     json.RawMessage
+	To, Cc, Bcc   []string
+	ReplyTo       string
+	Subject       string
+	TextBody      string
+	HTMLBody      string
+	Status        string
+	ErrorCode     string
+	ErrorMessage  string
+	Attempts      []Attempt
+	AttemptCount  int
+	Sequence      int
+	StreamEntryID string
+	RequestedAtMS int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	SentAt        *time.Time
+	DueAt         *time.Time
+	ClaimedAt     *time.Time
+	ClaimToken    string
 }
 
 // ErrNotFound is returned for an unknown delivery.

@@ -146,6 +146,18 @@ func TestBinaryBoundary(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"game_id":"`+g+`"`) {
 		t.Errorf("GET runtimes: %d %s", code, body)
 	}
+	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=failed,stopped")
+	if code != http.StatusOK || !strings.Contains(body, `"game_id":"`+g+`"`) {
+		t.Errorf("GET runtimes?state=failed,stopped: %d %s", code, body)
+	}
+	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=running")
+	if code != http.StatusOK || strings.Contains(body, g) {
+		t.Errorf("GET runtimes?state=running: %d %s", code, body)
+	}
+	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=bogus")
+	if code != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_request"`) {
+		t.Errorf("GET runtimes?state=bogus: %d %s", code, body)
+	}
 	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes/no-such-game")
 	if code != http.StatusNotFound || !strings.Contains(body, `"code":"not_found"`) {
 		t.Errorf("GET unknown runtime: %d %s", code, body)

@@ -37,7 +37,7 @@ func (e *env) eventsOf(gameID string) []string {
 	return out
 }
 
-func TestProbeReportsHealthyThenUnhealthyAfterTheThreshold(t *testing.T) {
+func TestProbeReportsUnhealthyAfterTheThresholdAndHealthyAgain(t *testing.T) {
 	e := newEnv(t, options{probe: fastProbe()})
 	g := gameID(t)
 	if err := e.handleStart(newEntryID(), startValues(g, shared.gameImage,
@@ -57,6 +57,19 @@ func TestProbeReportsHealthyThenUnhealthyAfterTheThreshold(t *testing.T) {
 		t.Errorf("unhealthy event without detail")
 	} else {
 		t.Logf("unhealthy detail: %s", d)
+	}
+	// The game server never recovers by itself; point the probe at a path
+	// that answers 200 to see the way back: healthy again, state running.
+	if _, err := e.st.Transition(context.Background(), g, func(store.Runtime) bool { return true },
+		func(r *store.Runtime) { r.HealthPath = "/info" }, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "healthy again", func() bool {
+		ev := e.eventsOf(g)
+		return len(ev) == 3 && ev[2] == "healthy"
+	})
+	if rt := e.runtime(g); rt.State != store.StateRunning || rt.LastErrorCode != "" {
+		t.Errorf("runtime after recovery = %+v", rt)
 	}
 }
 
