@@ -123,10 +123,14 @@ ensure_debootstrap() {
 		return
 	fi
 	command -v apt-get >/dev/null || die "debootstrap is missing and there is no apt-get to install it"
-	log "installing debootstrap and debian-archive-keyring with apt-get"
-	as_root apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		debootstrap debian-archive-keyring
+	local aptlog="$CACHE_DIR/apt-get.log"
+	log "installing debootstrap and debian-archive-keyring with apt-get (log: $aptlog)"
+	if ! { as_root apt-get update -q &&
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			debootstrap debian-archive-keyring; } >"$aptlog" 2>&1; then
+		tail -n 30 "$aptlog" >&2
+		die "installing debootstrap failed"
+	fi
 }
 
 # Cache key of an image's root filesystem: everything that shapes its content.
@@ -210,10 +214,11 @@ build_image() {
 		$force || log "$image was built from an older recipe; rebuilding"
 	fi
 
-	local key rootfs_image tar start=$SECONDS
+	local key rootfs_image tar start=$SECONDS old_ids
 	key=$(rootfs_key "$name")
 	rootfs_image="galaxy-local/debian:$SUITE-$name"
 	tar="$CACHE_DIR/$name-$key.tar"
+	old_ids=$(docker image inspect --format '{{.Id}}' "$image" "$rootfs_image" 2>/dev/null || true)
 
 	if $force || ! image_exists "$rootfs_image" ||
 		[ "$(image_label "$rootfs_image" "$LABEL.recipe")" != "$recipe" ]; then
@@ -243,6 +248,14 @@ build_image() {
 		die "docker build of $image failed"
 	fi
 	log "built $image in $((SECONDS - start))s"
+	# Drop the images this build replaced; ones still in use by a container
+	# (or by another tag) stay, and docker refuses to remove them.
+	local id
+	for id in $old_ids; do
+		if docker image inspect --format '{{.RepoTags}}' "$id" 2>/dev/null | grep -qx '\[\]'; then
+			docker rmi "$id" >/dev/null 2>&1 || true
+		fi
+	done
 }
 
 # Waits until container $1 has logged $2 at least $3 times, at most $4 seconds.

@@ -18,7 +18,6 @@ import (
 	"galaxy/mail/command"
 	"galaxy/mail/delivery"
 	"galaxy/mail/intake"
-	"galaxy/mail/render"
 	"galaxy/mail/store"
 	"galaxy/platform/httpapi"
 )
@@ -39,7 +38,7 @@ const ReplayedHeader = "Idempotency-Replayed"
 // API serves the routes.
 type API struct {
 	Store    *store.Store
-	Catalog  *render.Catalog
+	Intake   *intake.Intake
 	Resender *delivery.Resender
 	Metrics  *intake.Metrics
 	Logger   *slog.Logger
@@ -250,7 +249,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "the Idempotency-Key header differs from the body's idempotency_key")
 		return
 	}
-	nd := intake.Prepare(a.Catalog, cmd, "")
+	nd := a.Intake.Prepare(cmd, "")
 	created, err := a.Store.Insert(r.Context(), []store.NewDelivery{nd})
 	if err != nil {
 		if store.IsDataError(err) {
@@ -261,14 +260,16 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if created[0] {
-		switch nd.Status {
-		case store.StatusQueued:
+		switch {
+		case nd.Status == store.StatusQueued:
 			a.Metrics.Count("http", "created")
 			if a.Created != nil {
 				a.Created()
 			}
-		default:
+		case nd.Status == store.StatusFailed && len(nd.Attempts) == 0:
 			a.Metrics.Count("http", "render_failed")
+		default:
+			a.Metrics.Count("http", "created")
 		}
 		d, err := a.Store.Get(r.Context(), nd.ID)
 		if err != nil {

@@ -307,7 +307,7 @@ func (c *Command) normalize(present map[string]bool) error {
 			}
 		}
 	}
-	c.ReplyTo = strings.TrimSpace(c.ReplyTo)
+	c.ReplyTo = trimBlank(c.ReplyTo)
 	if c.ReplyTo != "" {
 		if _, err := ParseAddress(c.ReplyTo); err != nil {
 			return fieldErr(FieldReplyTo, "%v", err)
@@ -443,13 +443,17 @@ func hasNUL(v any) bool {
 	return false
 }
 
+// trimBlank trims spaces and tabs only: a CR or LF is never tidied away
+// but refused, since it can only come from a producer bug or an attack.
+func trimBlank(s string) string { return strings.Trim(s, " \t") }
+
 func trimAll(in []string) []string {
 	if in == nil {
 		return nil
 	}
 	out := make([]string, len(in))
 	for i, s := range in {
-		out[i] = strings.TrimSpace(s)
+		out[i] = trimBlank(s)
 	}
 	return out
 }

@@ -29,14 +29,9 @@ import (
 
 // Error codes recorded on deliveries that failed to send.
 const (
-	// CodeRejected: the server refused the message for good (5xx), or the
-	// message could not be built (an invalid header).
-	CodeRejected = "smtp_rejected"
-	// CodeTransient: the last attempt failed for a reason that may pass; set
-	// while retrying.
-	CodeTransient = "smtp_transient_failure"
-	// CodeAttemptsExhausted: every attempt of the sequence failed temporarily.
-	CodeAttemptsExhausted = "attempts_exhausted"
+	CodeRejected          = store.CodeRejected
+	CodeTransient         = store.CodeTransient
+	CodeAttemptsExhausted = store.CodeAttemptsExhausted
 )
 
 // Backoff is the delay before a retry: Min after the first failure, doubling

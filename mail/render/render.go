@@ -207,19 +207,19 @@ func Candidates(locale, defaultLocale string) []string {
 	}
 	if locale != "" {
 		if tag, err := language.Parse(locale); err == nil {
-			l := tag.String()
-			for l != "" {
-				add(l)
-				i := strings.LastIndexByte(l, '-')
-				if i < 0 {
+			full := tag.String()
+			add(full)
+			// Extensions and private use (from the first singleton subtag
+			// on) are dropped before shortening: "de-u-co-phonebk" → "de".
+			parts := strings.Split(full, "-")
+			for i, p := range parts {
+				if i > 0 && len(p) == 1 {
+					parts = parts[:i]
 					break
 				}
-				l = l[:i]
-				// A single-letter subtag (an extension or private-use
-				// singleton) cannot end a tag.
-				if j := strings.LastIndexByte(l, '-'); j >= 0 && len(l)-j == 2 {
-					l = l[:j]
-				}
+			}
+			for n := len(parts); n > 0; n-- {
+				add(strings.Join(parts[:n], "-"))
 			}
 		}
 	}

@@ -45,6 +45,19 @@ func ValidStatus(s string) bool {
 	return false
 }
 
+// Error codes of deliveries that failed to send (the render failures are
+// render.CodeNotFound and render.CodeRenderFailed).
+const (
+	// CodeRejected: the server refused the message for good (5xx), or the
+	// message could not be built (an invalid header).
+	CodeRejected = "smtp_rejected"
+	// CodeTransient: the last attempt failed for a reason that may pass; set
+	// while retrying.
+	CodeTransient = "smtp_transient_failure"
+	// CodeAttemptsExhausted: every attempt of the sequence failed temporarily.
+	CodeAttemptsExhausted = "attempts_exhausted"
+)
+
 // Attempt outcomes.
 const (
 	OutcomeSent             = "sent"
@@ -137,11 +150,16 @@ type NewDelivery struct {
 	Subject        string
 	TextBody       string
 	HTMLBody       string
-	// Status is queued, or failed when the command could not be rendered.
+	// Status is queued; failed when the command could not be rendered; sent
+	// when the delivery was completed before the insert (stub mode).
 	Status        string
 	ErrorCode     string
 	ErrorMessage  string
 	StreamEntryID string
+	// Attempts and SentAt are set when the delivery is stored already sent
+	// (stub mode completes its no-op attempt before the insert).
+	Attempts []Attempt
+	SentAt   time.Time
 }
 
 const insertSQL = `
@@ -149,9 +167,10 @@ INSERT INTO mail_deliveries (
     delivery_id, idempotency_key, command_hash, source, payload_mode, template_id,
     locale, resolved_locale, template_variables, to_addrs, cc_addrs, bcc_addrs,
     reply_to, recipients, subject, text_body, html_body, status, error_code,
-    error_message, due_at, stream_entry_id, requested_at_ms)
+    error_message, due_at, stream_entry_id, requested_at_ms, attempts, attempt_count, sent_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17,
-    $18, $19, $20, CASE WHEN $18 = 'queued' THEN now() END, $21, $22)
+    $18, $19, $20, CASE WHEN $18 = 'queued' THEN now() END, $21, $22, $23::jsonb,
+    jsonb_array_length($23::jsonb), CASE WHEN $18 = 'sent' THEN $24::timestamptz END)
 ON CONFLICT (idempotency_key) DO NOTHING`
 
 // Insert stores deliveries in one transaction and reports, for each, whether
@@ -183,11 +202,18 @@ func (s *Store) Insert(ctx context.Context, batch []NewDelivery) ([]bool, error)
 			}
 			vars = string(raw)
 		}
+		attempts := []byte("[]")
+		if len(d.Attempts) > 0 {
+			var err error
+			if attempts, err = json.Marshal(d.Attempts); err != nil {
+				return nil, fmt.Errorf("insert delivery %s: encode attempts: %w", c.IdempotencyKey, err)
+			}
+		}
 		b.Queue(insertSQL,
 			d.ID, c.IdempotencyKey, d.Hash, c.Source, c.PayloadMode, c.TemplateID,
 			c.Locale, d.ResolvedLocale, vars, nonNil(c.To), nonNil(c.Cc), nonNil(c.Bcc),
 			c.ReplyTo, recipientKeys(c), d.Subject, d.TextBody, d.HTMLBody, d.Status, d.ErrorCode,
-			d.ErrorMessage, d.StreamEntryID, c.RequestedAtMS)
+			d.ErrorMessage, d.StreamEntryID, c.RequestedAtMS, string(attempts), d.SentAt)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

@@ -47,6 +47,8 @@ type Intake struct {
 	FirstHandOffGrace time.Duration
 	// BatchTimeout bounds the work on one batch, shutdown included.
 	BatchTimeout time.Duration
+	// Linger is how long a batch waits for more entries after its first.
+	Linger time.Duration
 
 	once sync.Once
 	jobs chan *job
@@ -65,6 +67,9 @@ func (in *Intake) init() {
 		}
 		if in.Processors <= 0 {
 			in.Processors = 2
+		}
+		if in.Linger <= 0 {
+			in.Linger = 2 * time.Millisecond
 		}
 		if in.BatchTimeout <= 0 {
 			in.BatchTimeout = 30 * time.Second
@@ -114,15 +119,22 @@ func (in *Intake) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-	drain:
+		// Gather what is waiting, then linger briefly for more: at moderate
+		// rates entries trickle in, and a few milliseconds of waiting turn
+		// many tiny transactions into a few larger ones.
+		linger := time.NewTimer(in.Linger)
+	gather:
 		for len(batch) < in.MaxBatch {
 			select {
 			case j := <-in.jobs:
 				batch = append(batch, j)
-			default:
-				break drain
+			case <-linger.C:
+				break gather
+			case <-ctx.Done():
+				break gather
 			}
 		}
+		linger.Stop()
 		// A batch that started is finished even during shutdown, so its
 		// records and hand-offs are not cut in the middle.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.BatchTimeout)

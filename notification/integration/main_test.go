@@ -324,12 +324,12 @@ func startUserService(t *testing.T) *userService {
 	}
 	addr := harness.FreeTCPAddress(t)
 	p := harness.StartProcess(t, "userservice", userServiceBin, map[string]string{
-		"USERSERVICE_POSTGRES_DSN":        dsn,
-		"USERSERVICE_INTERNAL_HTTP_ADDR":  addr,
-		"USERSERVICE_SHUTDOWN_TIMEOUT":    "2s",
-		"USERSERVICE_LOG_LEVEL":           "warn",
-		"OTEL_TRACES_EXPORTER":            "none",
-		"OTEL_METRICS_EXPORTER":           "none",
+		"USERSERVICE_POSTGRES_DSN":       dsn,
+		"USERSERVICE_INTERNAL_HTTP_ADDR": addr,
+		"USERSERVICE_SHUTDOWN_TIMEOUT":   "2s",
+		"USERSERVICE_LOG_LEVEL":          "warn",
+		"OTEL_TRACES_EXPORTER":           "none",
+		"OTEL_METRICS_EXPORTER":          "none",
 	})
 	u := &userService{proc: p, baseURL: "http://" + addr}
 	harness.WaitForHTTPStatus(t, p, u.baseURL+"/readyz", http.StatusOK)

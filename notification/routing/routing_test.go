@@ -66,7 +66,9 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSummarize(t *testing.T) {
-	r := func(status, reason string) routing.RouteState { return routing.RouteState{Status: status, Reason: reason} }
+	r := func(status, reason string) routing.RouteState {
+		return routing.RouteState{Status: status, Reason: reason}
+	}
 	cases := []struct {
 		routes []routing.RouteState
 		status string

@@ -57,10 +57,12 @@ type HandOffFunc func(ctx context.Context, routes []PendingRoute) []RouteUpdate
 // routes handed to fn.
 func (s *Store) HandOffRecorded(ctx context.Context, intentIDs []string, now time.Time, fn HandOffFunc) (int, error) {
 	return s.handOff(ctx, now, fn, `
-		SELECT intent_id FROM notifications
-		WHERE intent_id = ANY($1) AND status = 'pending'
-		ORDER BY intent_id FOR UPDATE SKIP LOCKED`,
-		[]any{intentIDs}, true)
+		SELECT `+routeColumnsSQL+`
+		FROM notifications n JOIN routes r ON r.intent_id = n.intent_id
+		WHERE n.intent_id = ANY($1) AND n.status = 'pending'
+		ORDER BY n.intent_id, r.route_id
+		FOR UPDATE OF n SKIP LOCKED`,
+		[]any{intentIDs, now.UnixMilli(), true}, true)
 }
 
 // HandOffDue hands off routes whose next attempt is due, taking at most
@@ -68,74 +70,115 @@ func (s *Store) HandOffRecorded(ctx context.Context, intentIDs []string, now tim
 // caller knows whether to go on at once.
 func (s *Store) HandOffDue(ctx context.Context, now time.Time, limit int, fn HandOffFunc) (int, error) {
 	return s.handOff(ctx, now, fn, `
-		SELECT intent_id FROM notifications
-		WHERE status = 'pending' AND next_attempt_at_ms <= $1
-		ORDER BY next_attempt_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED`,
-		[]any{now.UnixMilli(), limit}, false)
+		WITH due AS (
+			SELECT intent_id FROM notifications
+			WHERE status = 'pending' AND next_attempt_at_ms <= $2
+			ORDER BY next_attempt_at_ms LIMIT $1 FOR UPDATE SKIP LOCKED
+		)
+		SELECT `+routeColumnsSQL+`
+		FROM due JOIN notifications n ON n.intent_id = due.intent_id JOIN routes r ON r.intent_id = n.intent_id
+		ORDER BY n.intent_id, r.route_id`,
+		[]any{limit, now.UnixMilli(), false}, false)
 }
 
-func (s *Store) handOff(ctx context.Context, now time.Time, fn HandOffFunc, lockSQL string, lockArgs []any, includeUnattempted bool) (int, error) {
+// routeColumnsSQL selects every route of a locked notification with what a
+// hand-off needs; "due" marks the routes to attempt now ($2: now, $3: whether
+// never-attempted routes count as due).
+const routeColumnsSQL = `r.intent_id, r.route_id, coalesce(r.user_id, ''), coalesce(r.recipient, ''), r.idempotency_key,
+	r.attempts, coalesce(r.maybe_sent_since_ms, 0), n.notification_type, coalesce(n.payload_json, '{}'),
+	coalesce(n.traceparent, ''), n.id_ms, r.status, coalesce(r.reason, ''), coalesce(r.next_attempt_at_ms, 0),
+	(r.status = 'pending' AND (r.next_attempt_at_ms <= $2 OR ($3 AND r.attempts = 0))) AS due`
+
+// handOff runs one hand-off transaction: lock notifications and read all
+// their routes (one statement), let fn attempt the due ones, then write the
+// route outcomes and the notifications' new summaries (one statement).
+func (s *Store) handOff(ctx context.Context, now time.Time, fn HandOffFunc, selectSQL string, args []any, countRoutes bool) (int, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("hand off: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	rows, err := tx.Query(ctx, lockSQL, lockArgs...)
+	rows, err := tx.Query(ctx, selectSQL, append([]any{oneShot}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("hand off: lock notifications: %w", err)
 	}
-	locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, fmt.Errorf("hand off: lock notifications: %w", err)
+	type state struct {
+		routing.RouteState
+		next int64
 	}
-	if len(locked) == 0 {
-		return 0, nil
-	}
-	rows, err = tx.Query(ctx, `
-		SELECT r.intent_id, r.route_id, coalesce(r.user_id, ''), coalesce(r.recipient, ''), r.idempotency_key,
-			r.attempts, coalesce(r.maybe_sent_since_ms, 0), n.notification_type, coalesce(n.payload_json, '{}'),
-			coalesce(n.traceparent, ''), n.id_ms
-		FROM routes r JOIN notifications n ON n.intent_id = r.intent_id
-		WHERE r.intent_id = ANY($1) AND r.status = 'pending'
-			AND (r.next_attempt_at_ms <= $2 OR ($3 AND r.attempts = 0))
-		ORDER BY r.intent_id, r.route_id`,
-		locked, now.UnixMilli(), includeUnattempted)
-	if err != nil {
-		return 0, fmt.Errorf("hand off: select routes: %w", err)
-	}
-	var routes []PendingRoute
-	var p PendingRoute
+	var (
+		due    []PendingRoute
+		order  []string // locked notifications, in lock order
+		states = map[string]map[string]*state{}
+		p      PendingRoute
+		st     state
+		isDue  bool
+	)
 	_, err = pgx.ForEachRow(rows, []any{&p.IntentID, &p.RouteID, &p.UserID, &p.Recipient, &p.IdempotencyKey,
-		&p.Attempts, &p.MaybeSentSinceMS, &p.NotificationType, &p.PayloadJSON, &p.Traceparent, &p.IntentAtMS}, func() error {
-		routes = append(routes, p)
+		&p.Attempts, &p.MaybeSentSinceMS, &p.NotificationType, &p.PayloadJSON, &p.Traceparent, &p.IntentAtMS,
+		&st.Status, &st.Reason, &st.next, &isDue}, func() error {
+		if _, ok := states[p.IntentID]; !ok {
+			states[p.IntentID] = map[string]*state{}
+			order = append(order, p.IntentID)
+		}
+		cp := st
+		states[p.IntentID][p.RouteID] = &cp
+		if isDue {
+			due = append(due, p)
+		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("hand off: select routes: %w", err)
+		return 0, fmt.Errorf("hand off: lock notifications: %w", err)
+	}
+	if len(order) == 0 {
+		return 0, nil
 	}
 	var updates []RouteUpdate
-	if len(routes) > 0 {
-		updates = fn(ctx, routes)
+	if len(due) > 0 {
+		updates = fn(ctx, due)
 	}
-	if err := applyRouteUpdates(ctx, tx, updates, now); err != nil {
-		return 0, err
+	for _, u := range updates {
+		if rs := states[u.IntentID][u.RouteID]; rs != nil {
+			rs.Status, rs.Reason, rs.next = u.Status, u.Reason, u.NextAttemptAtMS
+		}
 	}
-	if err := summarize(ctx, tx, locked, now); err != nil {
+	var sums []summary
+	for _, id := range order {
+		var rs []routing.RouteState
+		var next int64
+		for _, st := range states[id] {
+			rs = append(rs, st.RouteState)
+			if st.Status == routing.RoutePending && (next == 0 || st.next < next) {
+				next = st.next
+			}
+		}
+		status, reason := routing.Summarize(rs)
+		if status != routing.StatusPending {
+			next = 0
+		}
+		sums = append(sums, summary{id, status, reason, next})
+	}
+	if err := write(ctx, tx, updates, sums, now); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("hand off: commit: %w", err)
 	}
-	if includeUnattempted {
-		return len(routes), nil
+	if countRoutes {
+		return len(due), nil
 	}
-	return len(locked), nil
+	return len(order), nil
 }
 
-func applyRouteUpdates(ctx context.Context, tx pgx.Tx, updates []RouteUpdate, now time.Time) error {
-	if len(updates) == 0 {
-		return nil
-	}
+// summary is a notification's status derived from its routes.
+type summary struct {
+	intentID, status, reason string
+	next                     int64
+}
+
+// write records route outcomes and notification summaries in one statement.
+func write(ctx context.Context, tx pgx.Tx, updates []RouteUpdate, sums []summary, now time.Time) error {
 	var (
 		intentID, routeID, status                       = make([]string, 0, len(updates)), make([]string, 0, len(updates)), make([]string, 0, len(updates))
 		attempts                                        = make([]int32, 0, len(updates))
@@ -157,78 +200,37 @@ func applyRouteUpdates(ctx context.Context, tx pgx.Tx, updates []RouteUpdate, no
 		maybeSent = append(maybeSent, nonZero(u.MaybeSentSinceMS))
 		routedAt = append(routedAt, nonZero(u.RoutedAtMS))
 	}
-	_, err := tx.Exec(ctx, `
-		UPDATE routes r SET status = u.status, attempts = u.attempts, last_error = coalesce(u.last_error, r.last_error),
-			reason = u.reason, recipient = coalesce(u.recipient, r.recipient), locale = coalesce(u.locale, r.locale),
-			mail_entry_id = coalesce(u.mail_entry, r.mail_entry_id), next_attempt_at_ms = u.next,
-			last_attempt_at_ms = coalesce(u.last_attempt, r.last_attempt_at_ms), maybe_sent_since_ms = u.maybe_sent,
-			routed_at_ms = coalesce(u.routed_at, r.routed_at_ms), updated_at_ms = $14
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
-			AS u(intent_id, route_id, status, attempts, last_error, reason, recipient, locale, mail_entry, next,
-				last_attempt, maybe_sent, routed_at)
-		WHERE r.intent_id = u.intent_id AND r.route_id = u.route_id`,
-		intentID, routeID, status, attempts, lastError, reason, recipient, locale, mailEntry, next, lastAttempt,
-		maybeSent, routedAt, now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("hand off: update %d routes: %w", len(updates), err)
-	}
-	return nil
-}
-
-// summarize recomputes the status, reason and next attempt of the given
-// notifications from all their routes.
-func summarize(ctx context.Context, tx pgx.Tx, intentIDs []string, now time.Time) error {
-	rows, err := tx.Query(ctx, `
-		SELECT intent_id, status, coalesce(reason, ''), coalesce(next_attempt_at_ms, 0)
-		FROM routes WHERE intent_id = ANY($1)`, intentIDs)
-	if err != nil {
-		return fmt.Errorf("hand off: read route states: %w", err)
-	}
-	states := map[string][]routing.RouteState{}
-	nextDue := map[string]int64{}
-	var id, st, reason string
-	var next int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &st, &reason, &next}, func() error {
-		states[id] = append(states[id], routing.RouteState{Status: st, Reason: reason})
-		if st == routing.RoutePending && (nextDue[id] == 0 || next < nextDue[id]) {
-			nextDue[id] = next
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("hand off: read route states: %w", err)
-	}
 	var (
-		ids, statuses []string
-		reasons       []*string
-		nexts         []*int64
+		sumID, sumStatus = make([]string, 0, len(sums)), make([]string, 0, len(sums))
+		sumReason        []*string
+		sumNext          []*int64
 	)
-	for _, id := range intentIDs {
-		rs, ok := states[id]
-		if !ok {
-			continue
-		}
-		status, reason := routing.Summarize(rs)
-		ids = append(ids, id)
-		statuses = append(statuses, status)
-		reasons = append(reasons, nullable(reason))
-		var n *int64
-		if status == routing.StatusPending {
-			n = ptr(nextDue[id])
-		}
-		nexts = append(nexts, n)
+	for _, s := range sums {
+		sumID = append(sumID, s.intentID)
+		sumStatus = append(sumStatus, s.status)
+		sumReason = append(sumReason, nullable(s.reason))
+		sumNext = append(sumNext, nonZero(s.next))
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err = tx.Exec(ctx, `
-		UPDATE notifications n SET status = u.status, reason = u.reason, next_attempt_at_ms = u.next, updated_at_ms = $5
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(intent_id, status, reason, next)
-		WHERE n.intent_id = u.intent_id`,
-		ids, statuses, reasons, nexts, now.UnixMilli())
+	_, err := tx.Exec(ctx, `
+		WITH route_updates AS (
+			UPDATE routes r SET status = u.status, attempts = u.attempts, last_error = coalesce(u.last_error, r.last_error),
+				reason = u.reason, recipient = coalesce(u.recipient, r.recipient), locale = coalesce(u.locale, r.locale),
+				mail_entry_id = coalesce(u.mail_entry, r.mail_entry_id), next_attempt_at_ms = u.next,
+				last_attempt_at_ms = coalesce(u.last_attempt, r.last_attempt_at_ms), maybe_sent_since_ms = u.maybe_sent,
+				routed_at_ms = coalesce(u.routed_at, r.routed_at_ms), updated_at_ms = $14
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
+				AS u(intent_id, route_id, status, attempts, last_error, reason, recipient, locale, mail_entry, next,
+					last_attempt, maybe_sent, routed_at)
+			WHERE r.intent_id = u.intent_id AND r.route_id = u.route_id
+		)
+		UPDATE notifications n SET status = s.status, reason = s.reason, next_attempt_at_ms = s.next, updated_at_ms = $14
+		FROM unnest($15::text[], $16::text[], $17::text[], $18::bigint[]) AS s(intent_id, status, reason, next)
+		WHERE n.intent_id = s.intent_id`, oneShot,
+		intentID, routeID, status, attempts, lastError, reason, recipient, locale, mailEntry, next, lastAttempt,
+		maybeSent, routedAt, now.UnixMilli(), sumID, sumStatus, sumReason, sumNext)
 	if err != nil {
-		return fmt.Errorf("hand off: update %d notifications: %w", len(ids), err)
+		return fmt.Errorf("hand off: record %d route outcomes: %w", len(updates), err)
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Notification, string, err
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY id_ms DESC, id_seq DESC LIMIT " + arg(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, append([]any{oneShot}, args...)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list notifications: %w", err)
 	}
@@ -113,7 +113,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Notification, string, err
 
 // Get returns one notification by its intent entry ID, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, intentID string) (Notification, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+notificationColumnsSQL+" FROM notifications WHERE intent_id = $1", intentID)
+	rows, err := s.pool.Query(ctx, "SELECT "+notificationColumnsSQL+" FROM notifications WHERE intent_id = $1", oneShot, intentID)
 	if err != nil {
 		return Notification{}, fmt.Errorf("get notification %s: %w", intentID, err)
 	}
@@ -170,7 +170,7 @@ func (s *Store) attachRoutes(ctx context.Context, items []Notification) error {
 	rows, err := s.pool.Query(ctx, `
 		SELECT intent_id, route_id, user_id, recipient, locale, status, reason, attempts, last_error, idempotency_key,
 			mail_entry_id, next_attempt_at_ms, last_attempt_at_ms, routed_at_ms, created_at_ms, updated_at_ms
-		FROM routes WHERE intent_id = ANY($1) ORDER BY intent_id, route_id`, ids)
+		FROM routes WHERE intent_id = ANY($1) ORDER BY intent_id, route_id`, oneShot, ids)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}

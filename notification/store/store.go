@@ -96,12 +96,15 @@ type Recorded struct {
 // KeyRetention is how long a producer's idempotency key counts.
 const KeyRetention = 7 * 24 * time.Hour
 
-// Record writes a batch of notifications and their routes in one transaction.
-// An entry recorded before is left as it is (Fresh false). A valid intent
-// whose producer and idempotency key were seen within KeyRetention is
-// recorded skipped with reason duplicate and no routes. New routes are
-// pending, due at firstDue: until then only the process that recorded them
-// (or the entry's redelivery) hands them off; later the retry loop takes over.
+// Record writes a batch of notifications and their routes atomically. An
+// entry recorded before is left as it is (Fresh false). A valid intent whose
+// producer and idempotency key were seen within KeyRetention is recorded
+// skipped with reason duplicate and no routes. New routes are pending, due at
+// firstDue: until then only the process that recorded them (or the entry's
+// redelivery) hands them off; later the retry loop takes over.
+//
+// Notifications and routes go in one statement; with idempotency keys the
+// key claims share a transaction with it.
 func (s *Store) Record(ctx context.Context, batch []NewNotification, now time.Time, firstDue time.Time) ([]Recorded, error) {
 	order := make([]int, len(batch))
 	for i := range order {
@@ -111,19 +114,25 @@ func (s *Store) Record(ctx context.Context, batch []NewNotification, now time.Ti
 	// concurrent batches from deadlocking on one another.
 	sort.Slice(order, func(a, b int) bool { return entryLess(batch[order[a]].IntentID, batch[order[b]].IntentID) })
 
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("record %d notifications: begin: %w", len(batch), err)
+	var q querier = s.pool
+	var tx pgx.Tx
+	if hasKeys(batch) {
+		var err error
+		tx, err = s.pool.BeginTx(ctx, pgx.TxOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("record %d notifications: begin: %w", len(batch), err)
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		q = tx
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	owners, err := claimKeys(ctx, tx, batch, order, now)
+	owners, err := claimKeys(ctx, q, batch, order, now)
 	if err != nil {
 		return nil, fmt.Errorf("record %d notifications: %w", len(batch), err)
 	}
 	out := make([]Recorded, len(batch))
 	nowMS := now.UnixMilli()
 	var n notificationColumns
+	var r routeColumns
 	for _, i := range order {
 		nn := batch[i]
 		status, reason, dupOf := nn.Status, nn.Reason, ""
@@ -134,75 +143,87 @@ func (s *Store) Record(ctx context.Context, batch []NewNotification, now time.Ti
 		var next *int64
 		if status == routing.StatusPending {
 			next = ptr(firstDue.UnixMilli())
+			for _, rt := range nn.Routes {
+				r.intentID = append(r.intentID, nn.IntentID)
+				r.routeID = append(r.routeID, rt.ID)
+				r.userID = append(r.userID, nullable(rt.UserID))
+				r.recipient = append(r.recipient, nullable(rt.Address))
+				r.key = append(r.key, rt.IdempotencyKey)
+			}
 		}
 		n.add(nn, status, reason, dupOf, next)
 	}
-	rows, err := tx.Query(ctx, `
-		INSERT INTO notifications (intent_id, id_ms, id_seq, notification_type, producer, audience_kind,
-			audience_json, payload_json, occurred_at_ms, idempotency_key, traceparent, status, reason,
-			duplicate_of, raw_fields, next_attempt_at_ms, created_at_ms, updated_at_ms)
-		SELECT u.*, $17, $17 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[],
-			$14::text[], $15::text[], $16::bigint[]) AS u
-		ON CONFLICT (intent_id) DO NOTHING
-		RETURNING intent_id`,
+	// Routes are inserted only for notifications this statement inserted:
+	// a redelivered entry keeps the routes it has. maybe_sent_since_ms
+	// starts at creation: until an attempt is recorded, whoever recovers a
+	// route cannot know whether the recording process handed it off.
+	rows, err := q.Query(ctx, `
+		WITH ins AS (
+			INSERT INTO notifications (intent_id, id_ms, id_seq, notification_type, producer, audience_kind,
+				audience_json, payload_json, occurred_at_ms, idempotency_key, traceparent, status, reason,
+				duplicate_of, raw_fields, next_attempt_at_ms, created_at_ms, updated_at_ms)
+			SELECT u.*, $17, $17 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+				$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[],
+				$14::text[], $15::text[], $16::bigint[]) AS u
+			ON CONFLICT (intent_id) DO NOTHING
+			RETURNING intent_id, status
+		), new_routes AS (
+			INSERT INTO routes (intent_id, route_id, user_id, recipient, status, attempts, idempotency_key,
+				next_attempt_at_ms, maybe_sent_since_ms, created_at_ms, updated_at_ms)
+			SELECT r.intent_id, r.route_id, r.user_id, r.recipient, 'pending', 0, r.key, $23, $17, $17, $17
+			FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
+				AS r(intent_id, route_id, user_id, recipient, key)
+			JOIN ins ON ins.intent_id = r.intent_id AND ins.status = 'pending'
+		)
+		SELECT intent_id FROM ins`, oneShot,
 		n.intentID, n.idMS, n.idSeq, n.ntype, n.producer, n.audienceKind,
 		n.audienceJSON, n.payloadJSON, n.occurredAt, n.key, n.traceparent, n.status, n.reason,
-		n.duplicateOf, n.rawFields, n.next, nowMS)
+		n.duplicateOf, n.rawFields, n.next, nowMS,
+		r.intentID, r.routeID, r.userID, r.recipient, r.key, firstDue.UnixMilli())
 	if err != nil {
-		return nil, fmt.Errorf("record %d notifications: insert: %w", len(batch), err)
+		return nil, fmt.Errorf("record %d notifications: %w", len(batch), err)
 	}
 	fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("record %d notifications: insert: %w", len(batch), err)
+		return nil, fmt.Errorf("record %d notifications: %w", len(batch), err)
 	}
 	isFresh := make(map[string]bool, len(fresh))
 	for _, id := range fresh {
 		isFresh[id] = true
 	}
-	var r routeColumns
-	for _, i := range order {
-		nn := batch[i]
-		if !isFresh[nn.IntentID] {
+	for i, nn := range batch {
+		if isFresh[nn.IntentID] {
+			out[i].Fresh = true
+		} else {
 			out[i] = Recorded{}
-			continue
-		}
-		out[i].Fresh = true
-		if out[i].Status != routing.StatusPending {
-			continue
-		}
-		for _, rt := range nn.Routes {
-			r.intentID = append(r.intentID, nn.IntentID)
-			r.routeID = append(r.routeID, rt.ID)
-			r.userID = append(r.userID, nullable(rt.UserID))
-			r.recipient = append(r.recipient, nullable(rt.Address))
-			r.key = append(r.key, rt.IdempotencyKey)
 		}
 	}
-	if len(r.intentID) > 0 {
-		// maybe_sent_since_ms starts at creation: until an attempt is
-		// recorded, whoever recovers the route cannot know whether the
-		// recording process handed it off before dying.
-		_, err = tx.Exec(ctx, `
-			INSERT INTO routes (intent_id, route_id, user_id, recipient, status, attempts, idempotency_key,
-				next_attempt_at_ms, maybe_sent_since_ms, created_at_ms, updated_at_ms)
-			SELECT u.intent_id, u.route_id, u.user_id, u.recipient, 'pending', 0, u.key, $6, $7, $7, $7
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(intent_id, route_id, user_id, recipient, key)`,
-			r.intentID, r.routeID, r.userID, r.recipient, r.key, firstDue.UnixMilli(), nowMS)
-		if err != nil {
-			return nil, fmt.Errorf("record %d routes: %w", len(r.intentID), err)
+	if tx != nil {
+		if err := tx.Commit(ctx); err != nil {
+			return nil, fmt.Errorf("record %d notifications: commit: %w", len(batch), err)
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record %d notifications: commit: %w", len(batch), err)
 	}
 	return out, nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func hasKeys(batch []NewNotification) bool {
+	for _, nn := range batch {
+		if nn.IdempotencyKey != "" && nn.Status != routing.StatusRejected {
+			return true
+		}
+	}
+	return false
 }
 
 // claimKeys registers the producers' idempotency keys of the batch's valid
 // intents and returns, by batch index, the intent that owns each key: the
 // intent itself when it is the first within KeyRetention.
-func claimKeys(ctx context.Context, tx pgx.Tx, batch []NewNotification, order []int, now time.Time) (map[int]string, error) {
+func claimKeys(ctx context.Context, tx querier, batch []NewNotification, order []int, now time.Time) (map[int]string, error) {
 	type pk struct{ producer, key string }
 	first := map[pk]int{}
 	var keys []pk
@@ -240,7 +261,7 @@ func claimKeys(ctx context.Context, tx pgx.Tx, batch []NewNotification, order []
 		ON CONFLICT (producer, idempotency_key) DO UPDATE SET
 			intent_id = CASE WHEN producer_keys.created_at_ms < $5 THEN excluded.intent_id ELSE producer_keys.intent_id END,
 			created_at_ms = CASE WHEN producer_keys.created_at_ms < $5 THEN excluded.created_at_ms ELSE producer_keys.created_at_ms END
-		RETURNING producer, idempotency_key, intent_id`,
+		RETURNING producer, idempotency_key, intent_id`, oneShot,
 		producers, ks, intents, nowMS, cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("claim idempotency keys: %w", err)
@@ -267,7 +288,7 @@ func claimKeys(ctx context.Context, tx pgx.Tx, batch []NewNotification, order []
 
 // PurgeKeys deletes idempotency keys older than KeyRetention.
 func (s *Store) PurgeKeys(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM producer_keys WHERE created_at_ms < $1`, now.Add(-KeyRetention).UnixMilli())
+	tag, err := s.pool.Exec(ctx, `DELETE FROM producer_keys WHERE created_at_ms < $1`, oneShot, now.Add(-KeyRetention).UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
@@ -332,3 +353,9 @@ func entryLess(a, b string) bool {
 	}
 	return a < b
 }
+
+// oneShot runs a statement as an unnamed prepared statement (one round trip,
+// description cached), so PostgreSQL plans it with the actual arrays every
+// time. With cached named statements it settles on a generic plan while the
+// tables are small — sequential scans — and keeps it as they grow.
+const oneShot = pgx.QueryExecModeCacheDescribe

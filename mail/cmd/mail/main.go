@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -109,6 +108,9 @@ func main() {
 		Metrics: intakeMetrics,
 		Created: sender.Wake,
 	}
+	if cfg.SMTPMode == modeStub {
+		in.Inline = transport
+	}
 	resender := &delivery.Resender{
 		Store:   st,
 		Catalog: catalog,
@@ -119,7 +121,7 @@ func main() {
 	srv := httpapi.New(cfg.HTTPAddr.String(), logger, cfg.InternalAPIToken, reg)
 	srv.AddCheck("postgres", database.Check(pool))
 	srv.AddCheck("redis", streams.Check(rdb))
-	(&api.API{Store: st, Catalog: catalog, Resender: resender, Metrics: intakeMetrics, Logger: logger, Created: sender.Wake}).Register(srv)
+	(&api.API{Store: st, Intake: in, Resender: resender, Metrics: intakeMetrics, Logger: logger, Created: sender.Wake}).Register(srv)
 	if err := srv.Listen(); err != nil {
 		lifecycle.Exit(logger, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err))
 	}
@@ -157,6 +159,6 @@ func main() {
 		"smtp_mode", cfg.SMTPMode, "smtp_addr", cfg.SMTPAddr, "smtp_auth", cfg.SMTPUsername != "",
 		"templates", len(catalog.TemplateIDs()), "template_dir", cfg.TemplateDir,
 		"max_attempts", cfg.MaxAttempts, "retry_backoff_min", cfg.RetryBackoffMin.D().String(),
-		"retry_backoff_max", cfg.RetryBackoffMax.D().String(), "started_at", time.Now().UTC().Format(time.RFC3339))
+		"retry_backoff_max", cfg.RetryBackoffMax.D().String())
 	lifecycle.Exit(logger, lifecycle.Run(ctx, logger, cfg.ShutdownTimeout.D(), parts...))
 }

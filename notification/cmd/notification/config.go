@@ -32,7 +32,7 @@ type Config struct {
 
 	// IntentsConcurrency is how many stream workers (and so intents in
 	// flight) one process runs; their entries are recorded in shared batches.
-	IntentsConcurrency int `env:"INTENTS_CONCURRENCY" envDefault:"64"`
+	IntentsConcurrency int `env:"INTENTS_CONCURRENCY" envDefault:"128"`
 	// IntentsBatchMax bounds the intents recorded in one transaction.
 	IntentsBatchMax int `env:"INTENTS_BATCH_MAX" envDefault:"256"`
 }

@@ -123,7 +123,7 @@ func main() {
 			Block:         cfg.IntentsReadBlockTimeout.D(),
 			ClaimIdle:     cfg.StreamClaimIdle.D(),
 			MaxDeliveries: int64(cfg.StreamMaxDeliveries),
-			Batch:         4,
+			Batch:         1,
 			Metrics:       streamMetrics,
 		}
 		parts = append(parts, lifecycle.Part{Name: "intents-" + strconv.Itoa(i), Run: w.Run})

@@ -1,0 +1,292 @@
+package integration_test
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"galaxy/harness"
+)
+
+const smtpFrom = "Galaxy Mail <mail@galaxy.example>"
+
+func smtpEnv(smtpAddr string, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"MAIL_SMTP_MODE":         "smtp",
+		"MAIL_SMTP_ADDR":         smtpAddr,
+		"MAIL_SMTP_FROM":         smtpFrom,
+		"MAIL_SMTP_TIMEOUT":      "5s",
+		"MAIL_SEND_LEASE":        "10s",
+		"MAIL_RETRY_BACKOFF_MIN": "100ms",
+		"MAIL_RETRY_BACKOFF_MAX": "300ms",
+		"MAIL_MAX_ATTEMPTS":      "50",
+	}
+	maps.Copy(env, extra)
+	return env
+}
+
+// TestSMTPMessageHasHeadersAndParts sends a French template over SMTP and
+// reads what Mailpit received: sender, recipients, an RFC 2047 encoded
+// subject, a text and an HTML part with escaped variables.
+func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
+	mp := startMailpit(t, "")
+	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
+	vars := imagePullVars("game-é1")
+	vars["error_message"] = `pull failed: <b>denied</b> & "quoted"`
+	cmd := templateCommand("smtp-1", "ops@example.com", "fr-CA", vars)
+	cmd.Cc = []string{"Lead <lead@example.com>"}
+	cmd.Bcc = []string{"audit@example.com"}
+	cmd.ReplyTo = "support@example.com"
+	s.pushCommand(cmd)
+	d := s.byKey("smtp-1", 20*time.Second, "sent")
+	if len(d.Attempts) != 1 || d.Attempts[0].Outcome != "sent" {
+		t.Fatalf("attempts: %+v", d.Attempts)
+	}
+	var found []message
+	eventually(t, 10*time.Second, "message in mailpit", func() bool {
+		found = mp.search("to:ops@example.com")
+		return len(found) == 1
+	})
+	msg := mp.message(found[0].ID)
+	if msg.From.Address != "mail@galaxy.example" || msg.From.Name != "Galaxy Mail" {
+		t.Errorf("From = %+v", msg.From)
+	}
+	if len(msg.To) != 1 || msg.To[0].Address != "ops@example.com" {
+		t.Errorf("To = %+v", msg.To)
+	}
+	if len(msg.Cc) != 1 || msg.Cc[0].Address != "lead@example.com" {
+		t.Errorf("Cc = %+v", msg.Cc)
+	}
+	if len(msg.ReplyTo) != 1 || msg.ReplyTo[0].Address != "support@example.com" {
+		t.Errorf("ReplyTo = %+v", msg.ReplyTo)
+	}
+	if msg.Subject != d.Subject || !strings.Contains(msg.Subject, "Partie game-é1 : échec") {
+		t.Errorf("Subject = %q, delivery subject %q", msg.Subject, d.Subject)
+	}
+	if !strings.HasPrefix(msg.MessageID, d.DeliveryID+".1@") {
+		t.Errorf("Message-ID %q does not name delivery %s", msg.MessageID, d.DeliveryID)
+	}
+	if !strings.Contains(msg.Text, `pull failed: <b>denied</b> & "quoted"`) || !strings.Contains(msg.Text, "À vérifier") {
+		t.Errorf("text part:\n%s", msg.Text)
+	}
+	if !strings.Contains(msg.HTML, "pull failed: &lt;b&gt;denied&lt;/b&gt; &amp; &#34;quoted&#34;") || strings.Contains(msg.HTML, "<b>denied") {
+		t.Errorf("html part:\n%s", msg.HTML)
+	}
+	raw := mp.raw(found[0].ID)
+	header, _, _ := strings.Cut(raw, "\r\n\r\n")
+	// Unfold continuation lines (RFC 5322 §2.2.3) to read whole fields.
+	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(header)
+	subjectLine := ""
+	for _, line := range strings.Split(unfolded, "\r\n") {
+		if strings.HasPrefix(line, "Subject:") {
+			subjectLine = line
+		}
+	}
+	if !strings.Contains(subjectLine, "=?UTF-8?") {
+		t.Errorf("subject header is not RFC 2047 encoded: %q", subjectLine)
+	}
+	for i := 0; i < len(header); i++ {
+		if header[i] >= 0x80 {
+			t.Fatalf("raw header carries a non-ASCII byte at %d:\n%s", i, header)
+		}
+	}
+	// Mailpit prepends Return-Path, Received and (for envelope-only
+	// recipients) Bcc; what the client wrote starts at Date.
+	_, written, _ := strings.Cut(header, "\r\nDate:")
+	if written == "" || strings.Contains(written, "audit@example.com") {
+		t.Errorf("Bcc recipient appears in the header the client wrote:\n%s", header)
+	}
+	if !strings.Contains(raw, "multipart/alternative") || !strings.Contains(raw, "text/plain") || !strings.Contains(raw, "text/html") {
+		t.Errorf("message is not multipart/alternative with text and html:\n%s", header)
+	}
+	// Bcc was an envelope recipient: it received the message too.
+	if got := mp.search("bcc:audit@example.com"); len(got) != 1 {
+		t.Errorf("bcc recipient got %d messages", len(got))
+	}
+}
+
+// TestSMTPDownThenBack: while no SMTP server listens the delivery is
+// retrying with each failed attempt recorded; once the server is up it is
+// sent, exactly once.
+func TestSMTPDownThenBack(t *testing.T) {
+	smtpAddr := harness.FreeTCPAddress(t)
+	s := startMail(t, smtpEnv(smtpAddr, nil))
+	s.pushCommand(templateCommand("down-1", "ops@example.com", "en", nil))
+	var d detail
+	eventually(t, 20*time.Second, "two failed attempts", func() bool {
+		d = s.byKey("down-1", 10*time.Second, "retrying", "sending", "queued")
+		return d.Status == "retrying" && len(d.Attempts) >= 2
+	})
+	a := d.Attempts[0]
+	if a.Outcome != "transient_failure" || !strings.Contains(a.Error, "connection refused") || d.ErrorCode != "smtp_transient_failure" {
+		t.Fatalf("retrying delivery: code %q attempts %+v", d.ErrorCode, d.Attempts)
+	}
+	mp := startMailpit(t, smtpAddr)
+	d = s.byKey("down-1", 20*time.Second, "sent")
+	last := d.Attempts[len(d.Attempts)-1]
+	if last.Outcome != "sent" || d.ErrorCode != "" {
+		t.Fatalf("after recovery: code %q attempts %+v", d.ErrorCode, d.Attempts)
+	}
+	for i, a := range d.Attempts {
+		if a.Attempt != i+1 || a.Sequence != 1 {
+			t.Fatalf("attempt %d numbered %+v", i, a)
+		}
+	}
+	eventually(t, 5*time.Second, "one message", func() bool { return len(mp.search("to:ops@example.com")) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(mp.search("to:ops@example.com")); n != 1 {
+		t.Fatalf("%d messages received", n)
+	}
+}
+
+// TestSMTPPermanentAndTransientReplies uses Mailpit's chaos triggers: a 550
+// fails the delivery at once with the reply recorded; a 451 keeps it
+// retrying until the trigger is off; exhausting the attempt budget fails it;
+// an operator resend after the 550 sends it.
+func TestSMTPPermanentAndTransientReplies(t *testing.T) {
+	mp := startMailpit(t, "")
+	s := startMail(t, smtpEnv(mp.SMTPAddr, map[string]string{"MAIL_MAX_ATTEMPTS": "3"}))
+
+	mp.chaos(map[string]any{"Recipient": map[string]int{"ErrorCode": 550, "Probability": 100}})
+	s.pushCommand(templateCommand("perm-1", "ops@example.com", "en", nil))
+	d := s.byKey("perm-1", 20*time.Second, "failed")
+	if d.ErrorCode != "smtp_rejected" || !strings.Contains(d.ErrorMessage, "550") || len(d.Attempts) != 1 {
+		t.Fatalf("550: code %q message %q attempts %+v", d.ErrorCode, d.ErrorMessage, d.Attempts)
+	}
+	if a := d.Attempts[0]; a.Outcome != "permanent_failure" || a.SMTPCode != 550 || !strings.Contains(a.Error, "550") {
+		t.Fatalf("550 attempt: %+v", a)
+	}
+
+	mp.chaos(map[string]any{"Recipient": map[string]int{"ErrorCode": 451, "Probability": 100}})
+	s.pushCommand(templateCommand("exhaust-1", "ops@example.com", "en", nil))
+	d = s.byKey("exhaust-1", 20*time.Second, "failed")
+	if d.ErrorCode != "attempts_exhausted" || len(d.Attempts) != 3 || !strings.Contains(d.ErrorMessage, "451") {
+		t.Fatalf("exhausted: code %q message %q attempts %+v", d.ErrorCode, d.ErrorMessage, d.Attempts)
+	}
+	for _, a := range d.Attempts {
+		if a.Outcome != "transient_failure" || a.SMTPCode != 451 {
+			t.Fatalf("451 attempt: %+v", a)
+		}
+	}
+
+	s.pushCommand(templateCommand("transient-1", "ops2@example.com", "en", nil))
+	d = s.byKey("transient-1", 20*time.Second, "retrying")
+	if d.ErrorCode != "smtp_transient_failure" || d.Attempts[0].SMTPCode != 451 {
+		t.Fatalf("451 retrying: %+v", d)
+	}
+	mp.chaos(map[string]any{})
+	d = s.byKey("transient-1", 20*time.Second, "sent")
+	if d.Attempts[len(d.Attempts)-1].Outcome != "sent" {
+		t.Fatalf("transient then sent: %+v", d.Attempts)
+	}
+
+	// The operator resends the rejected delivery once the server accepts.
+	perm := s.byKey("perm-1", time.Second, "failed")
+	r := s.do(http.MethodPost, "/api/v1/internal/deliveries/"+perm.DeliveryID+"/resend", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("resend: %d %s", r.status, r.body)
+	}
+	after := decode[detail](t, r)
+	if after.Status != "sent" || after.Sequence != 2 || len(after.Attempts) != 2 || after.ErrorCode != "" {
+		t.Fatalf("after resend: %+v", after)
+	}
+	if got := mp.search("to:ops@example.com"); len(got) != 1 {
+		t.Fatalf("ops@example.com received %d messages", len(got))
+	}
+}
+
+// TestInterruptedSendIsTakenAgain kills a mail process while it is in the
+// middle of an SMTP conversation that never answers; another process on
+// the same database takes the delivery once the claim expires and sends it.
+func TestInterruptedSendIsTakenAgain(t *testing.T) {
+	// An SMTP server that accepts connections and never says a word.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	s := startMail(t, smtpEnv(silent.Addr().String(), map[string]string{
+		"MAIL_SMTP_TIMEOUT": "2s",
+		"MAIL_SEND_LEASE":   "4s",
+	}))
+	s.pushCommand(templateCommand("crash-1", "ops@example.com", "en", nil))
+	s.byKey("crash-1", 10*time.Second, "sending")
+	if err := s.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+
+	mp := startMailpit(t, "")
+	env := maps.Clone(s.env)
+	maps.Copy(env, smtpEnv(mp.SMTPAddr, nil))
+	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
+	s2 := startMailWithEnv(t, env)
+	d := s2.byKey("crash-1", 30*time.Second, "sent")
+	if len(d.Attempts) != 2 || d.Attempts[0].Outcome != "interrupted" || d.Attempts[1].Outcome != "sent" {
+		t.Fatalf("attempts after a crash: %+v", d.Attempts)
+	}
+	if n := len(mp.search("to:ops@example.com")); n != 1 {
+		t.Fatalf("%d messages received", n)
+	}
+}
+
+// TestReplicasShareTheQueue runs two mail processes on one database and one
+// stream: every command is delivered once, by one of them.
+func TestReplicasShareTheQueue(t *testing.T) {
+	mp := startMailpit(t, "")
+	s1 := startMail(t, smtpEnv(mp.SMTPAddr, nil))
+	env := maps.Clone(s1.env)
+	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
+	env["MAIL_STREAM_CONSUMER"] = "replica-2"
+	s2 := startMailWithEnv(t, env)
+	const n = 60
+	for i := range n {
+		c := templateCommand(fmt.Sprintf("replica-%d", i), fmt.Sprintf("r%d@example.com", i), "en", nil)
+		// Every command twice: the duplicate may reach either replica.
+		s1.pushCommand(c)
+		s1.pushCommand(c)
+	}
+	eventually(t, 60*time.Second, "all sent", func() bool {
+		l := s2.list(url.Values{"status": {"sent"}, "limit": {"500"}})
+		return len(l.Items) == n
+	})
+	all := s1.list(url.Values{"limit": {"500"}})
+	if len(all.Items) != n {
+		t.Fatalf("%d deliveries, want %d", len(all.Items), n)
+	}
+	for _, it := range all.Items {
+		if d := s1.get(it.DeliveryID); len(d.Attempts) != 1 {
+			t.Fatalf("%s: %d attempts", it.IdempotencyKey, len(d.Attempts))
+		}
+	}
+	var total int
+	eventually(t, 10*time.Second, "messages in mailpit", func() bool {
+		var info struct {
+			Total int `json:"total"`
+		}
+		mp.getJSON("/api/v1/messages?limit=1", &info)
+		total = info.Total
+		return total >= n
+	})
+	time.Sleep(300 * time.Millisecond)
+	var info struct {
+		Total int `json:"total"`
+	}
+	mp.getJSON("/api/v1/messages?limit=1", &info)
+	if info.Total != n {
+		t.Fatalf("mailpit received %d messages, want %d", info.Total, n)
+	}
+}
