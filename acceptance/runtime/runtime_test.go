@@ -14,6 +14,10 @@ import (
 	"galaxy/harness/speclabel"
 )
 
+// specTimeout bounds every spec: an Eventually given the spec's context and
+// no timeout of its own polls until that context ends.
+const specTimeout = 2 * time.Minute
+
 // containersOf lists the game's containers on the daemon (the process-wide
 // client of the harness, which must not be closed).
 func containersOf(ctx context.Context, gameID string) []string {
@@ -49,7 +53,7 @@ func runningGame(ctx context.Context, env map[string]string) (string, runtime) {
 }
 
 var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
-	It("runs a game from the registry and reports it healthy", Label(speclabel.Smoke), func(ctx SpecContext) {
+	It("runs a game from the registry and reports it healthy", Label(speclabel.Smoke), NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, rt := runningGame(ctx, nil)
 		Expect(rt.ContainerID).NotTo(BeEmpty())
 		Expect(rt.ImageRef).To(Equal(infra.GameImage))
@@ -57,7 +61,7 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(rtm.entriesForGame(ctx, rtm.intentsStream, gameID)).To(BeEmpty(), "a successful start tells the admins nothing")
 	})
 
-	It("stops a game, removes its container and records it stopped", func(ctx SpecContext) {
+	It("stops a game, removes its container and records it stopped", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, _ := runningGame(ctx, nil)
 		rtm.stopGame(ctx, gameID)
 		Eventually(func(g Gomega) {
@@ -71,7 +75,7 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(rt.State).To(Equal("stopped"))
 	})
 
-	It("starts a game once however many start jobs arrive together", func(ctx SpecContext) {
+	It("starts a game once however many start jobs arrive together", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID := uniqueGameID()
 		DeferCleanup(func(ctx SpecContext) { rtm.stopGame(ctx, gameID) }, NodeTimeout(10*time.Second))
 		for range 4 {
@@ -90,7 +94,7 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(containersOf(ctx, gameID)).To(HaveLen(1))
 	})
 
-	It("reports a game that turns unhealthy", func(ctx SpecContext) {
+	It("reports a game that turns unhealthy", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, _ := runningGame(ctx, map[string]string{"GAME_UNHEALTHY_AFTER": "2s"})
 		Eventually(rtm.events).WithContext(ctx).WithArguments(gameID).Should(Equal([]string{"healthy", "unhealthy"}))
 		rt, _ := rtm.runtime(ctx, gameID)
@@ -98,7 +102,7 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(rt.LastErrorCode).To(Equal("probe_failed"))
 	})
 
-	It("reports a game that exits", func(ctx SpecContext) {
+	It("reports a game that exits", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, _ := runningGame(ctx, map[string]string{"GAME_EXIT_AFTER": "2s", "GAME_EXIT_CODE": "9"})
 		Eventually(rtm.events).WithContext(ctx).WithArguments(gameID).Should(ContainElement("exited"))
 		rt, _ := rtm.runtime(ctx, gameID)
@@ -107,7 +111,7 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(rt.LastErrorMessage).To(ContainSubstring("exit code 9"))
 	})
 
-	It("reports a game whose container was removed behind its back", func(ctx SpecContext) {
+	It("reports a game whose container was removed behind its back", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, rt := runningGame(ctx, nil)
 		c, err := harness.DockerClient()
 		Expect(err).NotTo(HaveOccurred())
@@ -120,14 +124,14 @@ var _ = Describe("a game's life", Label(speclabel.Runtime), func() {
 		Expect(rt.LastErrorCode).To(Equal("container_missing"))
 	})
 
-	It("answers 404 for a game it never heard of", func(ctx SpecContext) {
+	It("answers 404 for a game it never heard of", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		_, code := rtm.runtime(ctx, "never-heard-of-"+uniqueGameID())
 		Expect(code).To(Equal(http.StatusNotFound))
 	})
 })
 
 var _ = Describe("a restart of the manager", Label(speclabel.Runtime, speclabel.Resilience), func() {
-	It("keeps running games running: adopted, not restarted", func(ctx SpecContext) {
+	It("keeps running games running: adopted, not restarted", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID, before := runningGame(ctx, nil)
 		Expect(rtm.proc.Restart()).To(Succeed())
 		harness.WaitForHTTPStatus(GinkgoT(), rtm.proc, rtm.url+"/readyz", http.StatusOK)
@@ -145,7 +149,7 @@ var _ = Describe("a restart of the manager", Label(speclabel.Runtime, speclabel.
 		Expect(in.Container.RestartCount).To(BeZero())
 	})
 
-	It("finishes a start whose manager was killed mid-job, with one result", func(ctx SpecContext) {
+	It("finishes a start whose manager was killed mid-job, with one result", NodeTimeout(specTimeout), func(ctx SpecContext) {
 		gameID := uniqueGameID()
 		DeferCleanup(func(ctx SpecContext) { rtm.stopGame(ctx, gameID) }, NodeTimeout(10*time.Second))
 		rtm.startGame(ctx, gameID, nil)

@@ -201,9 +201,7 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		}()
 	}
 	wg.Wait()
-	fctx, cancel := context.WithTimeout(wctx, 30*time.Second)
-	defer cancel()
-	lost, err := s.Store.Finish(fctx, outcomes)
+	lost, err := s.finish(wctx, outcomes)
 	if err != nil {
 		return len(claimed), err
 	}
@@ -211,6 +209,25 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		s.Logger.Warn("claim lost before the attempt was recorded; another sender took the delivery", "delivery_id", id)
 	}
 	return len(claimed), nil
+}
+
+// finish records outcomes, retrying while PostgreSQL is unreachable for up
+// to half the lease: an outcome that is never recorded makes the message go
+// out a second time once the claim expires.
+func (s *Sender) finish(ctx context.Context, outcomes []store.Outcome) ([]string, error) {
+	deadline := time.Now().Add(s.Lease / 2)
+	wait := 100 * time.Millisecond
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		lost, err := s.Store.Finish(fctx, outcomes)
+		cancel()
+		if err == nil || store.IsDataError(err) || time.Now().Add(wait).After(deadline) {
+			return lost, err
+		}
+		s.Logger.Warn("recording send outcomes failed; retrying", "deliveries", len(outcomes), "in", wait.String(), "err", err)
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 func (s *Sender) attempt(ctx context.Context, c store.Claimed) store.Outcome {

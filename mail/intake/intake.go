@@ -152,6 +152,11 @@ type Intake struct {
 	Flushers int
 	// FlushTimeout bounds one transaction (default 30s).
 	FlushTimeout time.Duration
+	// RetryFor is how long a batch is retried while PostgreSQL is
+	// unreachable before its entries are left pending for the stream's
+	// reclaim (default 10s): a short outage then costs seconds, not a
+	// claim-idle period.
+	RetryFor time.Duration
 	// Inline, when set, sends each new delivery before it is stored. Only
 	// a transport that never waits (the stub) belongs here.
 	Inline smtpsend.Transport
@@ -180,6 +185,9 @@ func (in *Intake) init() {
 		}
 		if in.FlushTimeout <= 0 {
 			in.FlushTimeout = 30 * time.Second
+		}
+		if in.RetryFor <= 0 {
+			in.RetryFor = 10 * time.Second
 		}
 		if in.Logger == nil {
 			in.Logger = slog.Default()
@@ -290,7 +298,7 @@ func (in *Intake) flush(ctx context.Context, batch []*job) {
 	for i, j := range batch {
 		ds[i] = j.d
 	}
-	created, err := in.Store.Insert(fctx, ds)
+	created, err := in.insert(fctx, ds)
 	if err != nil && store.IsDataError(err) && len(batch) > 1 {
 		// One row PostgreSQL refuses must not hold back its neighbours:
 		// insert them one by one, so only the bad one fails.
@@ -326,6 +334,26 @@ func (in *Intake) flush(ctx context.Context, batch []*job) {
 	}
 	if wake && in.Created != nil {
 		in.Created()
+	}
+}
+
+// insert inserts a batch, retrying for RetryFor while the failure is not
+// PostgreSQL refusing the data (connection lost, server restarting).
+func (in *Intake) insert(ctx context.Context, ds []store.NewDelivery) ([]bool, error) {
+	deadline := time.Now().Add(in.RetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		created, err := in.Store.Insert(ctx, ds)
+		if err == nil || store.IsDataError(err) || time.Now().Add(wait).After(deadline) {
+			return created, err
+		}
+		in.Logger.Warn("insert failed; retrying", "size", len(ds), "in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 

@@ -4,155 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"galaxy/harness"
 )
 
-var (
-	mailpitOnce sync.Once
-	mailpitBin  string
-	mailpitErr  error
-)
-
-// mailpitBinary returns the path of the Mailpit pinned in go.mod as a tool
-// (`go tool -n mailpit` builds it once and prints where it is).
-func mailpitBinary(t *testing.T) string {
-	t.Helper()
-	mailpitOnce.Do(func() {
-		cmd := exec.Command("go", "tool", "-n", "mailpit")
-		cmd.Dir = repoRoot(t)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			mailpitErr = fmt.Errorf("go tool -n mailpit: %v: %s", err, out)
-			return
-		}
-		mailpitBin = strings.TrimSpace(string(out))
-	})
-	if mailpitErr != nil {
-		t.Fatal(mailpitErr)
-	}
-	return mailpitBin
-}
-
-// mailpit is a Mailpit SMTP server with its HTTP API, both on loopback.
+// mailpit is the harness's Mailpit (a real SMTP server with its HTTP API on
+// loopback, chaos triggers enabled) plus the API calls these tests need.
 type mailpit struct {
-	t        *testing.T
-	SMTPAddr string
-	APIURL   string
-	dir      string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	log      lockedBuffer
+	*harness.Mailpit
+	t *testing.T
 }
 
-// startMailpit runs Mailpit on free loopback ports. smtpAddr may name the
-// SMTP address (to start it where a service already points); "" picks one.
-func startMailpit(t *testing.T, smtpAddr string) *mailpit {
+func startMailpit(t *testing.T) *mailpit {
 	t.Helper()
-	if smtpAddr == "" {
-		smtpAddr = harness.FreeTCPAddress(t)
-	}
-	m := &mailpit{t: t, SMTPAddr: smtpAddr, APIURL: "http://" + harness.FreeTCPAddress(t), dir: t.TempDir()}
-	m.start()
-	t.Cleanup(m.stop)
-	return m
-}
-
-func (m *mailpit) start() {
-	m.t.Helper()
-	cmd := exec.Command(mailpitBinary(m.t),
-		"--smtp", m.SMTPAddr,
-		"--listen", strings.TrimPrefix(m.APIURL, "http://"),
-		"--database", filepath.Join(m.dir, "mailpit.db"),
-		"--smtp-disable-rdns",
-		"--enable-chaos",
-		"--quiet",
-	)
-	cmd.Stdout = &m.log
-	cmd.Stderr = &m.log
-	cmd.Env = os.Environ()
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mailpit: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	m.mu.Lock()
-	m.cmd, m.done = cmd, done
-	m.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := http.Get(m.APIURL + "/api/v1/info")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				if c, err := net.DialTimeout("tcp", m.SMTPAddr, time.Second); err == nil {
-					c.Close()
-					return
-				}
-			}
-		}
-		select {
-		case <-done:
-			m.t.Fatalf("mailpit exited:\n%s", m.logs())
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mailpit not ready within 30s:\n%s", m.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// lockedBuffer collects Mailpit's output, written by exec's copier goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (m *mailpit) logs() string { return m.log.String() }
-
-// stop ends Mailpit (SIGTERM, then SIGKILL) and waits for it.
-func (m *mailpit) stop() {
-	m.mu.Lock()
-	cmd, done := m.cmd, m.done
-	m.cmd = nil
-	m.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	return &mailpit{Mailpit: harness.StartMailpit(context.Background(), t), t: t}
 }
 
 // message is a Mailpit message summary.

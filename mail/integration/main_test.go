@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -315,5 +314,3 @@ func (s *mailService) deadLetters() []redis.XMessage {
 	}
 	return msgs
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

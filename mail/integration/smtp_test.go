@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net"
@@ -34,7 +35,7 @@ func smtpEnv(smtpAddr string, extra map[string]string) map[string]string {
 // reads what Mailpit received: sender, recipients, an RFC 2047 encoded
 // subject, a text and an HTML part with escaped variables.
 func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
-	mp := startMailpit(t, "")
+	mp := startMailpit(t)
 	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
 	vars := imagePullVars("game-é1")
 	vars["error_message"] = `pull failed: <b>denied</b> & "quoted"`
@@ -114,8 +115,11 @@ func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
 // retrying with each failed attempt recorded; once the server is up it is
 // sent, exactly once.
 func TestSMTPDownThenBack(t *testing.T) {
-	smtpAddr := harness.FreeTCPAddress(t)
-	s := startMail(t, smtpEnv(smtpAddr, nil))
+	mp := startMailpit(t)
+	if err := mp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
 	s.pushCommand(templateCommand("down-1", "ops@example.com", "en", nil))
 	var d detail
 	eventually(t, 20*time.Second, "two failed attempts", func() bool {
@@ -126,7 +130,9 @@ func TestSMTPDownThenBack(t *testing.T) {
 	if a.Outcome != "transient_failure" || !strings.Contains(a.Error, "connection refused") || d.ErrorCode != "smtp_transient_failure" {
 		t.Fatalf("retrying delivery: code %q attempts %+v", d.ErrorCode, d.Attempts)
 	}
-	mp := startMailpit(t, smtpAddr)
+	if err := mp.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	d = s.byKey("down-1", 20*time.Second, "sent")
 	last := d.Attempts[len(d.Attempts)-1]
 	if last.Outcome != "sent" || d.ErrorCode != "" {
@@ -149,7 +155,7 @@ func TestSMTPDownThenBack(t *testing.T) {
 // retrying until the trigger is off; exhausting the attempt budget fails it;
 // an operator resend after the 550 sends it.
 func TestSMTPPermanentAndTransientReplies(t *testing.T) {
-	mp := startMailpit(t, "")
+	mp := startMailpit(t)
 	s := startMail(t, smtpEnv(mp.SMTPAddr, map[string]string{"MAIL_MAX_ATTEMPTS": "3"}))
 
 	mp.chaos(map[string]any{"Recipient": map[string]int{"ErrorCode": 550, "Probability": 100}})
@@ -229,7 +235,7 @@ func TestInterruptedSendIsTakenAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mp := startMailpit(t, "")
+	mp := startMailpit(t)
 	env := maps.Clone(s.env)
 	maps.Copy(env, smtpEnv(mp.SMTPAddr, nil))
 	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
@@ -246,7 +252,7 @@ func TestInterruptedSendIsTakenAgain(t *testing.T) {
 // TestReplicasShareTheQueue runs two mail processes on one database and one
 // stream: every command is delivered once, by one of them.
 func TestReplicasShareTheQueue(t *testing.T) {
-	mp := startMailpit(t, "")
+	mp := startMailpit(t)
 	s1 := startMail(t, smtpEnv(mp.SMTPAddr, nil))
 	env := maps.Clone(s1.env)
 	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)

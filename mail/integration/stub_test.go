@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"galaxy/mail/command"
 )
 
 // TestStreamCommandIsRenderedStoredAndSentInStubMode is the boundary the
@@ -448,5 +446,3 @@ func TestOperatorResend(t *testing.T) {
 		t.Fatalf("resend of unrenderable: %+v", again)
 	}
 }
-
-var _ = command.ModeRendered

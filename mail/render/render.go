@@ -52,6 +52,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // RescanInterval bounds how often a missing template ID is looked for on disk.
 const RescanInterval = 5 * time.Second
 
+// maxScanned bounds the memory of missing template IDs.
+const maxScanned = 10000
+
 // Message is a rendered message.
 type Message struct {
 	Subject string
@@ -300,6 +303,10 @@ func (c *Catalog) lookup(templateID string) map[string]*set {
 	loaded, err := loadTemplate(filepath.Join(c.dir, templateID))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.scanned) >= maxScanned {
+		// Template IDs come from producers; do not let unknown ones pile up.
+		clear(c.scanned)
+	}
 	c.scanned[templateID] = time.Now()
 	if err != nil || len(loaded) == 0 {
 		return nil

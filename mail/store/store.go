@@ -215,12 +215,10 @@ func (s *Store) Insert(ctx context.Context, batch []NewDelivery) ([]bool, error)
 			c.ReplyTo, recipientKeys(c), d.Subject, d.TextBody, d.HTMLBody, d.Status, d.ErrorCode,
 			d.ErrorMessage, d.StreamEntryID, c.RequestedAtMS, string(attempts), d.SentAt)
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("insert %d deliveries: %w", len(batch), err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	br := tx.SendBatch(ctx, b)
+	// A batch outside an explicit transaction runs as one implicit
+	// transaction (one Sync for the whole pipeline): all rows or none, in
+	// one round trip.
+	br := s.pool.SendBatch(ctx, b)
 	for _, i := range order {
 		tag, err := br.Exec()
 		if err != nil {
@@ -231,9 +229,6 @@ func (s *Store) Insert(ctx context.Context, batch []NewDelivery) ([]bool, error)
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("insert %d deliveries: %w", len(batch), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit %d deliveries: %w", len(batch), err)
 	}
 	return created, nil
 }
@@ -354,7 +349,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Delivery, bool, error) {
 	}
 	args = append(args, f.Limit+1)
 	q += fmt.Sprintf(` ORDER BY seq DESC LIMIT $%d`, len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
+	// Planned with the actual filter values each time (see Claim).
+	rows, err := s.pool.Query(ctx, q, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list deliveries: %w", err)
 	}

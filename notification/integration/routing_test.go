@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -115,6 +116,15 @@ func TestAdminIntentWithoutListIsSkipped(t *testing.T) {
 	s.waitStatus(t, id2, 15*time.Second, "routed")
 	if cmds := s.mailCommands(t); len(cmds) != 1 {
 		t.Fatalf("want 1 mail command, got %d", len(cmds))
+	}
+	// SIGTERM stops every part promptly and cleanly.
+	start := time.Now()
+	if err := s.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.proc.Wait(10 * time.Second)
+	if err != nil || code != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("stop: exit %d after %s (%v)\n%s", code, time.Since(start), err, s.proc.LogTail(20))
 	}
 }
 

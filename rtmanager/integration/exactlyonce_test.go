@@ -185,3 +185,24 @@ func TestJobThatCannotTakeTheLeaseIsRetriedNotFailed(t *testing.T) {
 		t.Errorf("after the retry: %d results", n)
 	}
 }
+
+// TestManagersSharingRedisDoNotSuppressEachOthersResults runs two managers
+// (own databases and streams, one Redis) on jobs with the same entry ID, as
+// two streams hand out in the same millisecond: each publishes its own
+// result and intent.
+func TestManagersSharingRedisDoNotSuppressEachOthersResults(t *testing.T) {
+	a, b := newEnv(t, options{}), newEnv(t, options{})
+	id := newEntryID()
+	for _, e := range []*env{a, b} {
+		g := gameID(t)
+		if err := e.handleStart(id, startValues(g, "galaxy/integration-missing:0.0.0")); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.results(g)); n != 1 {
+			t.Errorf("manager %s: %d results", e.instance, n)
+		}
+		if n := len(e.intents(g)); n != 1 {
+			t.Errorf("manager %s: %d intents", e.instance, n)
+		}
+	}
+}

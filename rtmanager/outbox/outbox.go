@@ -8,6 +8,8 @@
 // attempt finds the marker and returns the first entry's ID instead of
 // appending again. Together with the store's job record this gives each job
 // exactly one result and at most one intent under redelivery.
+//
+// The marker is keyed by destination stream and dedup key (MarkerKey).
 package outbox
 
 import (
@@ -28,6 +30,16 @@ const MarkerTTL = 7 * 24 * time.Hour
 
 // MarkerPrefix prefixes the marker keys.
 const MarkerPrefix = "rtmanager:outbox:"
+
+// MarkerKey is the Redis marker of an entry: its destination stream and its
+// dedup key. The stream is part of it because dedup keys are unique only
+// within one manager's database, while Redis may be shared by several
+// managers with their own streams (environments, parallel test processes);
+// job IDs default to entry IDs, and two streams easily hand out the same
+// entry ID in the same millisecond.
+func MarkerKey(stream, dedupKey string) string {
+	return MarkerPrefix + stream + ":" + dedupKey
+}
 
 // publishScript appends the entry unless its marker exists. KEYS[1] is the
 // marker, KEYS[2] the stream; ARGV[1] the marker TTL in seconds, then the
@@ -82,7 +94,7 @@ func (p *Publisher) publish(ctx context.Context, e store.OutboxEntry) error {
 	for _, k := range names {
 		args = append(args, k, e.Fields[k])
 	}
-	id, err := publishScript.Run(ctx, p.Redis, []string{MarkerPrefix + e.DedupKey, e.Stream}, args...).Text()
+	id, err := publishScript.Run(ctx, p.Redis, []string{MarkerKey(e.Stream, e.DedupKey), e.Stream}, args...).Text()
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ type Config struct {
 	StreamBlockTimeout config.Duration `env:"STREAM_BLOCK_TIMEOUT" envDefault:"2s"`
 	// CommandsConcurrency is the number of stream consumers in this process;
 	// their entries are inserted together (see package intake).
-	CommandsConcurrency int `env:"COMMANDS_CONCURRENCY" envDefault:"16"`
+	CommandsConcurrency int `env:"COMMANDS_CONCURRENCY" envDefault:"32"`
 
 	OperatorRequestTimeout config.Duration `env:"OPERATOR_REQUEST_TIMEOUT" envDefault:"10s"`
 

@@ -3,11 +3,17 @@
 // delivery, and reports deliveries per second and the command → sent
 // latency (requested_at_ms to sent_at_ms) at p50, p99 and max.
 //
-// It only talks to loopback or whatever addresses it is given, its loops are
+// Without -mail it starts what it measures itself, through the harness:
+// Redis and PostgreSQL containers from the local images and one mail
+// process in stub mode (default settings) built from this tree. With -mail
+// and -redis it measures a service that is already running.
+//
+// It only talks to loopback or the addresses it is given, its loops are
 // bounded by -n and -timeout, and it stops by itself.
 //
-//	go run ./mail/cmd/mailload -redis 127.0.0.1:6379 -mail http://127.0.0.1:8082 -n 20000
+//	go run ./mail/cmd/mailload -n 20000              # burst: throughput
 //	go run ./mail/cmd/mailload -n 10000 -rate 1000   # paced: latency under a steady load
+//	go run ./mail/cmd/mailload -redis 127.0.0.1:6379 -mail http://127.0.0.1:8082 -n 20000
 package main
 
 import (
@@ -19,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,16 +33,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/harness"
 	"galaxy/mail/command"
 	"galaxy/platform/streams"
 )
 
 func main() {
 	var (
-		redisAddr = flag.String("redis", "127.0.0.1:6379", "Redis address of the mail service")
+		redisAddr = flag.String("redis", "127.0.0.1:6379", "Redis address of the mail service (with -mail)")
 		stream    = flag.String("stream", "mail:delivery_commands", "command stream")
 		group     = flag.String("group", "mail", "consumer group of the mail service")
-		mailURL   = flag.String("mail", "http://127.0.0.1:8082", "internal HTTP API of the mail service")
+		mailURL   = flag.String("mail", "", "internal HTTP API of a running mail service (default: start one)")
 		n         = flag.Int("n", 10000, "commands to push")
 		rate      = flag.Int("rate", 0, "commands per second (0: as fast as Redis takes them)")
 		pipeline  = flag.Int("pipeline", 200, "commands per Redis round trip")
@@ -48,12 +56,56 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	rdb := streams.NewClient(*redisAddr, "", 0)
-	defer rdb.Close()
-	if err := run(ctx, rdb, *stream, *group, strings.TrimRight(*mailURL, "/"), *source, *n, *rate, *pipeline); err != nil {
-		fmt.Fprintln(os.Stderr, "mailload:", err)
-		os.Exit(1)
+	tb := harness.NewPackageTB("mailload")
+	code := 0
+	func() {
+		defer tb.Close()
+		defer func() {
+			if r := recover(); r != nil { // PackageTB.Fatalf panics
+				fmt.Fprintln(os.Stderr, "mailload:", r)
+				code = 1
+			}
+		}()
+		if *mailURL == "" {
+			*redisAddr, *mailURL = startStack(ctx, tb, *stream)
+		}
+		rdb := streams.NewClient(*redisAddr, "", 0)
+		defer rdb.Close()
+		if err := run(ctx, rdb, *stream, *group, strings.TrimRight(*mailURL, "/"), *source, *n, *rate, *pipeline); err != nil {
+			fmt.Fprintln(os.Stderr, "mailload:", err)
+			code = 1
+		}
+	}()
+	os.Exit(code)
+}
+
+// startStack starts Redis, PostgreSQL and a stub-mode mail process, and
+// returns the Redis address and the mail API's URL.
+func startStack(ctx context.Context, tb *harness.PackageTB, stream string) (string, string) {
+	rds := harness.StartRedis(ctx, tb)
+	pg := harness.StartPostgres(ctx, tb)
+	dsn, err := pg.CreateDatabase(ctx, "mailload")
+	if err != nil {
+		tb.Fatalf("%v", err)
 	}
+	bin := harness.BuildBinary(tb, "./mail/cmd/mail")
+	root, err := harness.RepoRoot()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	addr := harness.FreeTCPAddress(tb)
+	proc := harness.StartProcess(tb, "mail", bin, map[string]string{
+		"MAIL_POSTGRES_DSN":       dsn,
+		"MAIL_REDIS_ADDR":         rds.Addr,
+		"MAIL_INTERNAL_HTTP_ADDR": addr,
+		"MAIL_TEMPLATE_DIR":       filepath.Join(root, "mail", "templates"),
+		"MAIL_COMMANDS_STREAM":    stream,
+		"MAIL_SMTP_MODE":          "stub",
+		"MAIL_LOG_LEVEL":          "warn",
+	})
+	harness.WaitForHTTPStatus(tb, proc, "http://"+addr+"/readyz", http.StatusOK)
+	fmt.Printf("started redis %s, postgres, mail %s (stub mode, defaults)\n", rds.Addr, addr)
+	return rds.Addr, "http://" + addr
 }
 
 func run(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source string, n, rate, pipeline int) error {

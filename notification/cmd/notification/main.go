@@ -111,6 +111,9 @@ func main() {
 		{Name: "retries", Run: func(ctx context.Context) error {
 			return dispatcher.RunRetries(ctx, st, retryPoll(cfg.RouteBackoffMin.D()))
 		}},
+		{Name: "consumer-pruning", Run: func(ctx context.Context) error {
+			return intake.RunConsumerPruning(ctx, rdb, cfg.IntentsStream, time.Hour, 24*time.Hour, logger)
+		}},
 	}
 	for i := range cfg.IntentsConcurrency {
 		w := &streams.Worker{

@@ -1,0 +1,49 @@
+// Package resilience_test is the fault suite of the runtime-failure pipeline.
+// Each spec starts the four services (User Service, Mail, Notification,
+// Runtime Manager) of its own, lets a steady flow of start jobs and
+// notification intents run through them, breaks one thing in the middle of
+// the flow — a service killed with SIGKILL, Redis crashed, PostgreSQL
+// restarted, the SMTP server gone — and repairs it. Then it proves, through
+// the services' public surfaces only (the streams, the HTTP APIs, the Docker
+// daemon, the SMTP server's API), that the system came back whole:
+//
+//   - every start job has exactly one job result, with the outcome its image
+//     calls for, and every failed start exactly one admin intent;
+//   - every expected mail exists exactly once and is sent;
+//   - nothing stays pending or unread in any consumer group, and nothing was
+//     dead-lettered;
+//   - no game container is left behind.
+//
+// How long the system took to become whole again after the repair is each
+// spec's recovery time, reported with AddReportEntry; docs/resilience.md
+// records measured values and what each fault can honestly promise.
+//
+// Process 1 starts the shared infrastructure (Redis, PostgreSQL, the local
+// registry with the game images, the four binaries). Every spec starts its
+// own pipeline on its own streams, databases and Docker network, and the
+// specs that break Redis or PostgreSQL break one started for the spec alone,
+// so no spec disturbs another and none has to be Serial.
+package resilience_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/harness"
+)
+
+var infra harness.Infra
+
+func TestResilience(t *testing.T) {
+	RegisterFailHandler(Fail)
+	harness.ConfigureGomega(t)
+	RunSpecs(t, "Resilience of the runtime-failure pipeline")
+}
+
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	return harness.StartInfra(ctx, GinkgoT()).Encode()
+}, func(data []byte) {
+	infra = harness.MustDecodeInfra(GinkgoT(), data)
+}, NodeTimeout(harness.SuiteSetupTimeout))

@@ -1,0 +1,163 @@
+package intake_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+	"galaxy/notification/dispatch"
+	"galaxy/notification/intake"
+	"galaxy/notification/migrations"
+	"galaxy/notification/routing"
+	"galaxy/notification/store"
+	"galaxy/notification/users"
+	"galaxy/platform/database"
+	"galaxy/platform/streams"
+)
+
+var (
+	redisSrv *harness.Redis
+	pg       *harness.Postgres
+)
+
+func TestMain(m *testing.M) {
+	tb := harness.NewPackageTB("notification-intake")
+	redisSrv = harness.StartRedis(context.Background(), tb)
+	pg = harness.StartPostgres(context.Background(), tb)
+	code := m.Run()
+	tb.Close()
+	os.Exit(code)
+}
+
+type noUsers struct{}
+
+func (noUsers) Resolve(context.Context, []string) (map[string]users.User, error) {
+	return nil, fmt.Errorf("no user service in this test")
+}
+
+// Many stream workers feed shared batches in-process (run with -race): valid,
+// invalid and repeated intents all end recorded once, valid ones routed once,
+// and every entry is acknowledged.
+func TestWorkersShareBatches(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	dsn, err := pg.CreateDatabase(ctx, "intake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	pool, err := database.Open(ctx, "notification", dsn, migrations.FS, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true, PoolSize: 64})
+	defer rdb.Close()
+	suffix := harness.UniqueSuffix()
+	intents, mail := "notification:intents:"+suffix, "mail:delivery_commands:"+suffix
+
+	metrics := dispatch.NewMetrics(prometheus.NewRegistry())
+	st := store.New(pool)
+	in := &intake.Intake{
+		Store: st,
+		Dispatcher: &dispatch.Dispatcher{Redis: rdb, Users: noUsers{}, MailStream: mail, AdminLocale: "en",
+			Backoff: routing.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}, MaxAttempts: 3,
+			Metrics: metrics, Logger: logger},
+		Admins:            routing.AdminRecipients{"RUNTIME_IMAGE_PULL_FAILED": {"ops@example.com"}},
+		Metrics:           metrics,
+		Logger:            logger,
+		MaxBatch:          64,
+		FirstHandOffGrace: time.Minute,
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = in.Run(ctx) })
+	for i := range 16 {
+		w := &streams.Worker{Client: rdb, Stream: intents, Group: intake.Group, Consumer: "c-" + strconv.Itoa(i),
+			Handler: in.Handle, Logger: logger, Block: 50 * time.Millisecond, ClaimIdle: 5 * time.Second, MaxDeliveries: 5, Batch: 1}
+		wg.Go(func() { _ = w.Run(ctx) })
+	}
+
+	const valid, invalid, repeats = 300, 50, 50
+	for i := range valid + invalid + repeats {
+		values := map[string]any{
+			"notification_type": "runtime.image_pull_failed", "producer": "runtime_manager", "audience_kind": "admin_email",
+			"payload_json": `{"n":` + strconv.Itoa(i) + `}`, "occurred_at_ms": "1",
+		}
+		switch {
+		case i >= valid+invalid:
+			values["idempotency_key"] = "same-key"
+		case i >= valid:
+			values["payload_json"] = "[]"
+		}
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: intents, Values: values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		p, err := rdb.XPending(ctx, intents, intake.Group).Result()
+		n, _ := rdb.XLen(ctx, mail).Result()
+		if err == nil && p.Count == 0 && n == valid+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled: pending %+v, %d mail commands", p, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	counts := map[string]int{}
+	items, _, err := st.List(ctx, store.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range items {
+		counts[n.Status]++
+	}
+	want := map[string]int{"routed": valid + 1, "rejected": invalid, "skipped": repeats - 1}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v, want %v", counts, want)
+	}
+	cancel()
+	wg.Wait()
+}
+
+// Idle consumers without pending entries are pruned; one holding an entry is
+// kept whatever its idle time.
+func TestPruneConsumers(t *testing.T) {
+	ctx := t.Context()
+	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	stream := "notification:intents:" + harness.UniqueSuffix()
+	if err := streams.EnsureGroup(ctx, rdb, stream, intake.Group); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"gone-1", "gone-2"} {
+		if err := rdb.XGroupCreateConsumer(ctx, stream, intake.Group, c).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"a": "b"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: intake.Group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	n, err := intake.PruneConsumers(ctx, rdb, stream, intake.Group, 10*time.Millisecond)
+	if err != nil || n != 2 {
+		t.Fatalf("want 2 pruned, got %d %v", n, err)
+	}
+	left, _ := rdb.XInfoConsumers(ctx, stream, intake.Group).Result()
+	if len(left) != 1 || left[0].Name != "holder" {
+		t.Fatalf("left: %+v", left)
+	}
+}
