@@ -47,6 +47,10 @@ const (
 	CodeStartInterrupted = "start_interrupted"
 )
 
+// stateRemoving is the daemon's state of a container being removed (by
+// `docker rm -f`, say): it is killed on the way, but what it becomes is gone.
+const stateRemoving = "removing"
+
 // Config holds the loops' intervals and limits.
 type Config struct {
 	HealthEventsStream string
@@ -266,6 +270,9 @@ func (m *Monitor) InspectOnce(ctx context.Context) error {
 			m.markMissing(ctx, rt)
 		case err != nil:
 			m.Logger.Warn("inspect game container", "game_id", rt.GameID, "container_id", rt.ContainerID, "err", err)
+		case info.State == stateRemoving:
+			// On its way to gone: the next pass reports it missing, rather
+			// than this one reporting an exit nobody's game made.
 		case !info.Running:
 			m.markExited(ctx, rt, info)
 		}
@@ -364,7 +371,7 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 					m.markMissing(ctx, rt)
 				}
 			case !c.Running:
-				if info, ierr := m.Engine.Inspect(ctx, rt.ContainerID); ierr == nil && !info.Running {
+				if info, ierr := m.Engine.Inspect(ctx, rt.ContainerID); ierr == nil && !info.Running && info.State != stateRemoving {
 					m.markExited(ctx, rt, info)
 				}
 			default:
