@@ -18,4 +18,7 @@ func ConfigureGomega(tb TB) {
 	gomega.SetDefaultEventuallyPollingInterval(cfg.Eventually.Polling)
 	gomega.SetDefaultConsistentlyDuration(cfg.Eventually.ConsistentlyDuration)
 	gomega.SetDefaultConsistentlyPollingInterval(cfg.Eventually.ConsistentlyPolling)
+	// Without this, Eventually(ctx, …) with a spec's context and no explicit
+	// timeout polls until the spec ends — a hang instead of a failure.
+	gomega.EnforceDefaultTimeoutsWhenUsingContexts()
 }

@@ -46,11 +46,10 @@ const GameContainerLabel = "galaxy.rtmanager.game_id"
 // ContainersForGame asks the Docker daemon for every container, running or
 // not, labelled as gameID's.
 func ContainersForGame(ctx context.Context, gameID string) ([]string, error) {
-	c, err := DockerClient()
+	c, err := DockerClient() // shared by the process: not closed here
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	res, err := c.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
 		Filters: make(client.Filters).Add("label", GameContainerLabel+"="+gameID),

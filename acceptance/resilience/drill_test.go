@@ -748,7 +748,7 @@ func (d *drill) stopGames(ctx context.Context, exact func(*item) bool) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(ids).To(BeEmpty(), "containers of %s", it)
 		}
-	}).Should(Succeed())
+	}).WithTimeout(time.Minute).Should(Succeed())
 }
 
 // counts is what must not change once the system is whole.

@@ -158,6 +158,10 @@ func TestBinaryBoundary(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_request"`) {
 		t.Errorf("GET runtimes?state=bogus: %d %s", code, body)
 	}
+	code, body = get(t, r.baseURL+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, `rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"} 1`) {
+		t.Errorf("GET /metrics: %d, no failed start counted", code)
+	}
 	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes/no-such-game")
 	if code != http.StatusNotFound || !strings.Contains(body, `"code":"not_found"`) {
 		t.Errorf("GET unknown runtime: %d %s", code, body)

@@ -1,7 +1,8 @@
-// Package rss samples the resident memory of processes from Linux's
-// /proc/<pid>/status (VmRSS): what the kernel charges the process, the figure
-// a soak test watches for growth.
-package rss
+// Package procstat reads what Linux's /proc says about a process: its
+// resident memory (/proc/<pid>/status VmRSS — what the kernel charges the
+// process, the figure a soak test watches for growth) and the CPU time it
+// has used (/proc/<pid>/stat), and samples the memory at an interval.
+package procstat
 
 import (
 	"bufio"
@@ -9,14 +10,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Read returns the resident set size of pid in KiB.
-func Read(pid int) (int64, error) {
+// RSS returns the resident set size of pid in KiB.
+func RSS(pid int) (int64, error) {
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -41,6 +43,62 @@ func Read(pid int) (int64, error) {
 	}
 	// Kernel threads and zombies have no VmRSS line.
 	return 0, fmt.Errorf("%s: no VmRSS line (process exited?)", path)
+}
+
+// clockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat: 100 on
+// every Linux architecture Go supports (the kernel converts to it for
+// userspace whatever its internal HZ).
+const clockTicks = 100
+
+// CPU returns the user plus system CPU time pid has used so far.
+func CPU(pid int) (time.Duration, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// the fields that follow are counted from the last ')'.
+	end := bytes.LastIndexByte(data, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("%s: no command name", path)
+	}
+	fields := strings.Fields(string(data[end+1:]))
+	// After the name: state(3) … utime(14) stime(15), so indexes 11 and 12.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("%s: %d fields after the name, want at least 13", path, len(fields))
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: cpu time %q: %w", path, f, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// FindByName returns the IDs of the processes whose command name
+// (/proc/<pid>/comm) is name, e.g. "dockerd": visible only when the daemon
+// shares this process's PID namespace.
+func FindByName(name string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // Target is one process to sample.
@@ -87,7 +145,7 @@ func (s *Sampler) Run(ctx context.Context) {
 func (s *Sampler) SampleNow() {
 	now := time.Now()
 	for _, t := range s.Targets {
-		kib, err := Read(t.Pid())
+		kib, err := RSS(t.Pid())
 		s.mu.Lock()
 		if err != nil {
 			s.errs = append(s.errs, fmt.Errorf("%s: %w", t.Name, err))

@@ -1,0 +1,67 @@
+package procstat
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestRSSOfOwnProcess(t *testing.T) {
+	kib, err := RSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kib < 1024 {
+		t.Errorf("RSS of a Go test binary = %d KiB, want at least 1 MiB", kib)
+	}
+	if _, err := RSS(-1); err == nil {
+		t.Error("RSS(-1) succeeded")
+	}
+}
+
+func TestSamplerBracketsTheRun(t *testing.T) {
+	s := &Sampler{Interval: 10 * time.Millisecond, Targets: []Target{{Name: "self", Pid: os.Getpid}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Millisecond)
+	defer cancel()
+	s.Run(ctx)
+	st := s.Summarize()
+	if len(st) != 1 || st[0].Count < 3 || st[0].Max < st[0].First || st[0].Max < st[0].Last {
+		t.Errorf("Summarize = %+v", st)
+	}
+}
+
+func TestCPUOfOwnProcessGrows(t *testing.T) {
+	before, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn about 100 ms of CPU.
+	deadline := time.Now().Add(100 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	after, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 50*time.Millisecond {
+		t.Errorf("CPU time grew by %s over 100 ms of spinning (x=%d)", after-before, x)
+	}
+}
+
+func TestFindByNameFindsThisTest(t *testing.T) {
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := string(comm[:len(comm)-1])
+	found := false
+	for _, pid := range FindByName(name) {
+		found = found || pid == os.Getpid()
+	}
+	if !found {
+		t.Errorf("FindByName(%q) does not list this process (%d)", name, os.Getpid())
+	}
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"galaxy/platform/config"
+)
+
+func TestInstanceIDFollowsTheDatabaseNotThePassword(t *testing.T) {
+	a := instanceID("postgres://rtm:one@db:5432/games?sslmode=disable")
+	b := instanceID("postgres://rtm:two@db:5432/games?sslmode=disable")
+	c := instanceID("postgres://rtm:one@db:5432/other?sslmode=disable")
+	if a != b {
+		t.Errorf("the password changed the identity: %s vs %s", a, b)
+	}
+	if a == c {
+		t.Errorf("two databases share the identity %s", a)
+	}
+}
+
+func TestConfigDefaultsAndRules(t *testing.T) {
+	cfg, err := config.LoadFrom[Config](prefix, map[string]string{"RTMANAGER_POSTGRES_DSN": "postgres://x@db/rtm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "127.0.0.1:8084" || cfg.ImagePullPolicy != "if_missing" || cfg.ImagePullTimeout.D().String() != "20s" ||
+		cfg.StartJobsStream != "runtime:start_jobs" || cfg.InstanceID == "" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	for variable, value := range map[string]string{
+		"RTMANAGER_IMAGE_PULL_POLICY":        "sometimes",
+		"RTMANAGER_GAME_LEASE_TTL_SECONDS":   "0",
+		"RTMANAGER_PROBE_FAILURES_THRESHOLD": "0",
+		"RTMANAGER_JOB_CONCURRENCY":          "0",
+		"RTMANAGER_DOCKER_HOST":              "/var/run/docker.sock",
+		"RTMANAGER_LOBBY_INTERNAL_BASE_URL":  "lobby:8080",
+		"RTMANAGER_DOCKER_NETWORK":           " ",
+		"RTMANAGER_PROBE_TIMEOUT":            "0s",
+	} {
+		_, err := config.LoadFrom[Config](prefix, map[string]string{"RTMANAGER_POSTGRES_DSN": "postgres://x@db/rtm", variable: value})
+		if err == nil || !strings.Contains(err.Error(), variable) {
+			t.Errorf("%s=%q: error %v does not name the variable", variable, value, err)
+		}
+	}
+}
