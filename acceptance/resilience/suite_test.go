@@ -39,10 +39,6 @@ var infra harness.Infra
 func TestResilience(t *testing.T) {
 	RegisterFailHandler(Fail)
 	harness.ConfigureGomega(t)
-	// An Eventually given the spec's context would otherwise poll until the
-	// spec times out; here every wait keeps ginkgo.yml's bound unless it
-	// names a longer one, so a stuck step fails at the step.
-	EnforceDefaultTimeoutsWhenUsingContexts()
 	RunSpecs(t, "Resilience of the runtime-failure pipeline")
 }
 

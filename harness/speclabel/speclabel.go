@@ -18,12 +18,13 @@ const (
 	Notification         = "notification"
 	Mail                 = "mail"
 	Resilience           = "resilience"
+	Security             = "security"
 )
 
 // Known lists every label above.
 var Known = []string{
 	Boundary, ImagePullFailed, ContainerStartFailed, StartConfigInvalid,
-	Smoke, Slow, Runtime, Notification, Mail, Resilience,
+	Smoke, Slow, Runtime, Notification, Mail, Resilience, Security,
 }
 
 // SlowSpec labels a spec slow and starts it first, so that long specs do not

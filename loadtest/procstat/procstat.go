@@ -50,33 +50,92 @@ func RSS(pid int) (int64, error) {
 // userspace whatever its internal HZ).
 const clockTicks = 100
 
-// CPU returns the user plus system CPU time pid has used so far.
-func CPU(pid int) (time.Duration, error) {
+// stat is what this package reads of /proc/<pid>/stat.
+type stat struct {
+	ppid int
+	// own is utime+stime; children is cutime+cstime, the time of the
+	// children the process has waited for.
+	own, children time.Duration
+}
+
+func readStat(pid int) (stat, error) {
 	path := fmt.Sprintf("/proc/%d/stat", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
+		return stat{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// the fields that follow are counted from the last ')'.
 	end := bytes.LastIndexByte(data, ')')
 	if end < 0 {
-		return 0, fmt.Errorf("%s: no command name", path)
+		return stat{}, fmt.Errorf("%s: no command name", path)
 	}
 	fields := strings.Fields(string(data[end+1:]))
-	// After the name: state(3) … utime(14) stime(15), so indexes 11 and 12.
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("%s: %d fields after the name, want at least 13", path, len(fields))
+	// After the name: state(3) ppid(4) … utime(14) stime(15) cutime(16)
+	// cstime(17), so indexes 1 and 11 to 14.
+	if len(fields) < 15 {
+		return stat{}, fmt.Errorf("%s: %d fields after the name, want at least 15", path, len(fields))
 	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: cpu time %q: %w", path, f, err)
+	var n [15]int64
+	for _, i := range []int{1, 11, 12, 13, 14} {
+		if n[i], err = strconv.ParseInt(fields[i], 10, 64); err != nil {
+			return stat{}, fmt.Errorf("%s: field %d %q: %w", path, i+3, fields[i], err)
 		}
-		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	tick := func(t int64) time.Duration { return time.Duration(t) * time.Second / clockTicks }
+	return stat{ppid: int(n[1]), own: tick(n[11] + n[12]), children: tick(n[13] + n[14])}, nil
+}
+
+// CPU returns the user plus system CPU time pid has used so far.
+func CPU(pid int) (time.Duration, error) {
+	st, err := readStat(pid)
+	return st.own, err
+}
+
+// TreeCPU returns the CPU time used by root and all its descendants,
+// including descendants that have exited and been waited for (their time is
+// in their parent's children's time) — a container's whole process tree,
+// given its init process, PostgreSQL's backends included.
+func TreeCPU(root int) (time.Duration, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc: %w", err)
+	}
+	stats := map[int]stat{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil {
+			stats[pid] = st
+		}
+	}
+	if _, ok := stats[root]; !ok {
+		return 0, fmt.Errorf("process %d not found", root)
+	}
+	children := map[int][]int{}
+	for pid, st := range stats {
+		children[st.ppid] = append(children[st.ppid], pid)
+	}
+	var total time.Duration
+	queue := []int{root}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		total += stats[pid].own + stats[pid].children
+		queue = append(queue, children[pid]...)
+	}
+	return total, nil
+}
+
+// Cmdline returns pid's command line arguments.
+func Cmdline(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00"), nil
 }
 
 // FindByName returns the IDs of the processes whose command name

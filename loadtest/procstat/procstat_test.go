@@ -65,3 +65,24 @@ func TestFindByNameFindsThisTest(t *testing.T) {
 		t.Errorf("FindByName(%q) does not list this process (%d)", name, os.Getpid())
 	}
 }
+
+func TestTreeCPUCountsChildren(t *testing.T) {
+	own, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := TreeCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree < own {
+		t.Errorf("tree CPU %s is less than the root's own %s", tree, own)
+	}
+	if _, err := TreeCPU(-1); err == nil {
+		t.Error("TreeCPU(-1) succeeded")
+	}
+	args, err := Cmdline(os.Getpid())
+	if err != nil || len(args) == 0 || args[0] != os.Args[0] {
+		t.Errorf("Cmdline = %q, %v; want it to start with %q", args, err, os.Args[0])
+	}
+}

@@ -71,7 +71,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 200, "start jobs published per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long to publish at -rate after the warm-up (measured)")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "publishing at -rate before the measured part (not in the figures, but checked for missing and duplicate mails)")
-	flag.DurationVar(&o.drain, "drain", 0, "after publishing, how long to wait for the last mails (default: the run's length, at least 1m)")
+	flag.DurationVar(&o.drain, "drain", 0, "after publishing, how long to wait for the last mails (default: twice the run's length, at least 2m)")
 	flag.StringVar(&o.out, "out", "reports", "directory for the CSV and SVG files")
 	flag.DurationVar(&o.memInterval, "mem-interval", 10*time.Second, "RSS sampling interval")
 	flag.IntVar(&o.rtmConcurrency, "rtm-concurrency", 0, "RTMANAGER_JOB_CONCURRENCY (0: the service's default)")
@@ -89,7 +89,9 @@ func main() {
 		os.Exit(2)
 	}
 	if o.drain == 0 {
-		o.drain = max(o.warmup+o.duration, time.Minute)
+		// Generous, so that an overloaded run still drains and shows the
+		// backlog's latency instead of missing mails.
+		o.drain = max(2*(o.warmup+o.duration), 2*time.Minute)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -164,6 +166,7 @@ func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 		gamePfx:  "load-" + harness.UniqueSuffix() + "-",
 		image:    image,
 	}
+	cpu := newCPUMeter(ctx, infra, p)
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	go reportProgress(progressCtx, p, pub, 5*time.Second)
 	if err := pub.run(ctx); err != nil {
@@ -174,6 +177,7 @@ func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 	}
 	say("published %d jobs in %s; waiting up to %s for the mails…", pub.total, pub.elapsed().Round(time.Millisecond), o.drain)
 	waitErr := waitForMails(ctx, p, pub.total, o.drain)
+	cpu.stop()
 	stopProgress()
 	stopSampler()
 	<-samplerDone
@@ -189,6 +193,8 @@ func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 		return false, err
 	}
 	rep := newReport(o, res, pub, sampler)
+	rep.cpu = cpu
+	rep.rtmJobSeconds, rep.rtmJobs = rtmJobDuration(context.WithoutCancel(ctx), p.RTManagerURL)
 	rep.print(os.Stdout)
 	if err := rep.write(o.out); err != nil {
 		return false, err
