@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +152,7 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           s.instrument(s.mux),
+		Handler:           s.instrument(http.HandlerFunc(s.route)),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -168,6 +169,27 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		return err
 	}
 	return nil
+}
+
+// route serves r, answering unknown paths and wrong methods with the
+// contract's JSON error instead of ServeMux's plain text.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := httptest.NewRecorder()
+	h.ServeHTTP(probe, r)
+	switch probe.Code {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.Header().Get("Allow"))
+		WriteError(w, probe.Code, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+	case http.StatusNotFound:
+		WriteError(w, probe.Code, "not_found", "no route for "+r.URL.Path)
+	default: // redirects for cleaned paths and the like
+		s.mux.ServeHTTP(w, r)
+	}
 }
 
 func (s *Server) instrument(next http.Handler) http.Handler {

@@ -103,6 +103,24 @@ func TestTokenProtectsAPIButNotProbes(t *testing.T) {
 	}
 }
 
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	base := start(t, "", func(s *httpapi.Server) {
+		s.Handle("GET /api/v1/internal/thing", func(w http.ResponseWriter, _ *http.Request) {})
+	})
+	if code, body := get(t, base+"/api/v1/internal/other", ""); code != 404 || !strings.Contains(body, `"not_found"`) {
+		t.Fatalf("unknown path: %d %s", code, body)
+	}
+	resp, err := http.Post(base+"/api/v1/internal/thing", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.Contains(string(body), `"method_not_allowed"`) || resp.Header.Get("Allow") == "" {
+		t.Fatalf("wrong method: %d %s %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
 func TestDecodeJSON(t *testing.T) {
 	type body struct {
 		Name string `json:"name"`

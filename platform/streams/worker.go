@@ -241,7 +241,9 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 		return
 	}
 	hctx, span := startSpan(ctx, msg)
+	stopRefresh := w.holdClaim(ctx, m.ID)
 	err := w.safeHandle(hctx, msg)
+	stopRefresh()
 	span.End()
 	switch {
 	case err == nil:
@@ -255,6 +257,37 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 		w.Metrics.observe(w.Stream, "retried")
 		w.Logger.Warn("handler failed; will retry", "stream", w.Stream, "id", m.ID, "delivery", deliveries, "err", err)
 	}
+}
+
+// holdClaim keeps an entry's idle time low while its handler runs, so that
+// a handler slower than ClaimIdle is not taken over by another consumer
+// (which would count a delivery and could dead-letter an entry still being
+// handled). XCLAIM with JUSTID resets the idle time without counting a
+// delivery. The returned function stops the refreshing.
+func (w *Worker) holdClaim(ctx context.Context, id string) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(w.ClaimIdle / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				err := w.Client.XClaimJustID(ctx, &redis.XClaimArgs{
+					Stream: w.Stream, Group: w.Group, Consumer: w.Consumer, MinIdle: 0, Messages: []string{id},
+				}).Err()
+				if err != nil && ctx.Err() == nil {
+					w.Logger.Warn("refresh claim", "stream", w.Stream, "id", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 func (w *Worker) safeHandle(ctx context.Context, msg Message) (err error) {

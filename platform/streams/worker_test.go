@@ -257,3 +257,46 @@ func TestTraceparentTravelsWithTheEntry(t *testing.T) {
 		t.Fatal("entry not handled")
 	}
 }
+
+// TestSlowHandlerKeepsItsEntry checks that a handler running longer than
+// ClaimIdle is not robbed of its entry by another consumer.
+func TestSlowHandlerKeepsItsEntry(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	handler := func(consumer string) streams.Handler {
+		return func(context.Context, streams.Message) error {
+			mu.Lock()
+			calls[consumer]++
+			mu.Unlock()
+			time.Sleep(1500 * time.Millisecond) // five times ClaimIdle
+			return nil
+		}
+	}
+	for _, name := range []string{"a", "b"} {
+		runWorker(t, &streams.Worker{
+			Client: c, Stream: stream, Group: "g", Consumer: name, Block: 50 * time.Millisecond,
+			ClaimIdle: 300 * time.Millisecond, MaxDeliveries: 2, Logger: slog.New(slog.DiscardHandler),
+			Handler: handler(name),
+		})
+	}
+	if _, err := streams.Publish(ctx, c, stream, map[string]string{"slow": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry acknowledged", func() bool {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		return n > 0 && pendingCount(t, c, stream, "g") == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if total := calls["a"] + calls["b"]; total != 1 {
+		t.Fatalf("handled %d times (%v), want once", total, calls)
+	}
+	if n, _ := c.XLen(ctx, stream+streams.DeadLetterSuffix).Result(); n != 0 {
+		t.Fatalf("%d dead letters for an entry that was being handled", n)
+	}
+}

@@ -1,0 +1,418 @@
+package security_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+)
+
+// secret is a value that must stay out of every log and answer.
+type secret struct {
+	name, value string
+}
+
+// leaks returns, for every text (keyed by where it came from) holding a
+// secret in any usual encoding, which secret and where. The encodings are
+// the raw value, URL escaping (a DSN), base64 (an HTTP Basic or SMTP AUTH
+// blob holding the value alone) and the SMTP AUTH PLAIN blob of user and
+// password, when user is given.
+func leaks(texts map[string]string, secrets ...secret) []string {
+	var out []string
+	for _, where := range slices.Sorted(maps.Keys(texts)) {
+		text := texts[where]
+		for _, s := range secrets {
+			for _, form := range []string{s.value, url.QueryEscape(s.value), base64.StdEncoding.EncodeToString([]byte(s.value))} {
+				if strings.Contains(text, form) {
+					out = append(out, fmt.Sprintf("%s holds the %s (as %q)", where, s.name, form))
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// plainAuth is the SMTP AUTH PLAIN blob of user and password (RFC 4616),
+// as a secret of its own: a log of the SMTP conversation would hold it.
+func plainAuth(user, password string) secret {
+	return secret{"SMTP AUTH PLAIN blob", base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))}
+}
+
+// pgRole creates a PostgreSQL role with password and one database per
+// service owned by it, and returns each service's DSN.
+func pgRole(ctx context.Context, password string, names ...string) map[string]string {
+	conn, err := pgx.Connect(ctx, infra.PostgresAdminDSN)
+	Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(context.WithoutCancel(ctx))
+	role := harness.DatabaseName("sec_role")
+	// Identifiers cannot be parameters; both are [a-z0-9_] and hex.
+	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password))
+	Expect(err).NotTo(HaveOccurred())
+	admin, err := url.Parse(infra.PostgresAdminDSN)
+	Expect(err).NotTo(HaveOccurred())
+	dsns := map[string]string{}
+	for _, name := range names {
+		db := harness.DatabaseName(name)
+		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, role))
+		Expect(err).NotTo(HaveOccurred())
+		u := *admin
+		u.User = url.UserPassword(role, password)
+		u.Path = "/" + db
+		dsns[name] = u.String()
+	}
+	return dsns
+}
+
+// protectedRedis starts a Redis of the spec's own that requires password.
+func protectedRedis(ctx context.Context, password string) *harness.Redis {
+	r := harness.StartRedis(ctx, GinkgoT())
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	Expect(c.ConfigSet(ctx, "requirepass", password).Err()).To(Succeed())
+	return r
+}
+
+// startAuthMailpit starts Mailpit accepting any SMTP AUTH credentials over
+// a plain connection (what Mail does without STARTTLS), with its chaos
+// triggers enabled.
+func startAuthMailpit(ctx context.Context) *harness.Mailpit {
+	m := &harness.Mailpit{SMTPAddr: harness.FreeTCPAddress(GinkgoT()), APIURL: "http://" + harness.FreeTCPAddress(GinkgoT())}
+	m.Process = harness.StartProcess(GinkgoT(), "mailpit", harness.MailpitBinary(GinkgoT()), map[string]string{
+		"MP_SMTP_BIND_ADDR":           m.SMTPAddr,
+		"MP_UI_BIND_ADDR":             strings.TrimPrefix(m.APIURL, "http://"),
+		"MP_DATABASE":                 GinkgoT().TempDir() + "/mailpit.db",
+		"MP_SMTP_DISABLE_RDNS":        "true",
+		"MP_DISABLE_VERSION_CHECK":    "true",
+		"MP_ENABLE_CHAOS":             "true",
+		"MP_SMTP_AUTH_ACCEPT_ANY":     "true",
+		"MP_SMTP_AUTH_ALLOW_INSECURE": "true",
+		"MP_MAX_MESSAGES":             "0",
+		"MP_QUIET":                    "true",
+	})
+	DeferCleanup(harness.AttachLogsOnFailure, m.Process)
+	Eventually(ctx, func(g Gomega) {
+		var info map[string]any
+		g.Expect(harness.GetJSON(ctx, m.APIURL+"/api/v1/info", &info)).To(Succeed())
+		c, err := net.DialTimeout("tcp", m.SMTPAddr, time.Second)
+		g.Expect(err).NotTo(HaveOccurred())
+		c.Close()
+	}).Should(Succeed())
+	return m
+}
+
+// chaos sets Mailpit's SMTP failure triggers; {} turns them off.
+func chaos(ctx context.Context, m *harness.Mailpit, triggers map[string]any) {
+	a := call(ctx, http.MethodPut, m.APIURL+"/api/v1/chaos", "", triggers)
+	Expect(a.status).To(Equal(http.StatusOK), a.body)
+}
+
+var _ = Describe("secrets", Label(speclabel.Security), func() {
+	It("stay out of logs, metrics, probes and API answers while the pipeline works and fails", speclabel.SlowSpec(), func(ctx SpecContext) {
+		pgPassword, redisPassword, smtpPassword := newSecret("pgpw"), newSecret("redispw"), newSecret("smtppw")
+		const smtpUser = "galaxy-mail"
+		secrets := []secret{
+			{"PostgreSQL password", pgPassword}, {"Redis password", redisPassword},
+			{"SMTP password", smtpPassword}, plainAuth(smtpUser, smtpPassword),
+		}
+		admin := harness.UniqueName("sec-admin") + "@example.com"
+
+		By("starting the pipeline with a PostgreSQL role, a Redis and an SMTP login that each have a password")
+		dsns := pgRole(ctx, pgPassword, "userservice", "mail", "notification", "rtmanager")
+		rds := protectedRedis(ctx, redisPassword)
+		mp := startAuthMailpit(ctx)
+		env := map[string]map[string]string{}
+		for _, s := range services {
+			env[s.name] = map[string]string{
+				s.prefix + "POSTGRES_DSN":   dsns[s.name],
+				s.prefix + "REDIS_PASSWORD": redisPassword,
+				s.prefix + "LOG_LEVEL":      "debug",
+			}
+		}
+		maps.Copy(env["mail"], map[string]string{
+			"MAIL_SMTP_MODE":            "smtp",
+			"MAIL_SMTP_ADDR":            mp.SMTPAddr,
+			"MAIL_SMTP_FROM":            "Galaxy Mail <mail@galaxy.example>",
+			"MAIL_SMTP_USERNAME":        smtpUser,
+			"MAIL_SMTP_PASSWORD":        smtpPassword,
+			"MAIL_SMTP_TIMEOUT":         "5s",
+			"MAIL_SEND_LEASE":           "10s",
+			"MAIL_RETRY_BACKOFF_MIN":    "200ms",
+			"MAIL_RETRY_BACKOFF_MAX":    "400ms",
+			"MAIL_MAX_ATTEMPTS":         "30",
+			"MAIL_SENDER_POLL_INTERVAL": "50ms",
+		})
+		pipeInfra := infra
+		pipeInfra.RedisAddr, pipeInfra.RedisContainerID = rds.Addr, rds.ContainerID
+		p := harness.StartPipeline(ctx, GinkgoT(), pipeInfra, harness.PipelineOptions{
+			AdminEmails: map[string]string{"runtime.image_pull_failed": admin},
+			Env:         env,
+		})
+		DeferCleanup(harness.AttachLogsOnFailure, p.User, p.Mail, p.Notification, p.RTManager)
+		rdb := redis.NewClient(&redis.Options{Addr: rds.Addr, Password: redisPassword, Protocol: 2, DisableIdentity: true})
+		DeferCleanup(rdb.Close)
+		t := &traffic{p: p, rdb: rdb, admin: admin}
+
+		By("mailing the operators about a failed start over authenticated SMTP")
+		sent := t.startJob(ctx, "sent", "sent")
+		Eventually(ctx, func(g Gomega) {
+			msgs, err := mp.Messages(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(msgs).NotTo(BeEmpty())
+		}).Should(Succeed())
+
+		By("mailing a user resolved through the User Service")
+		t.userMail(ctx)
+
+		By("failing a delivery when the server refuses the login (535)")
+		chaos(ctx, mp, map[string]any{"Authentication": map[string]int{"ErrorCode": 535, "Probability": 100}})
+		refused := t.startJob(ctx, "auth-refused", "failed")
+		Expect(refused.ErrorMessage + refused.ErrorCode).NotTo(BeEmpty())
+
+		By("retrying a delivery the server defers (451), then sending it")
+		chaos(ctx, mp, map[string]any{"Recipient": map[string]int{"ErrorCode": 451, "Probability": 100}})
+		deferred := t.startJob(ctx, "deferred", "retrying")
+		chaos(ctx, mp, map[string]any{})
+		t.waitDelivery(ctx, deferred.IdempotencyKey, "sent")
+
+		By("resending the refused delivery on an operator's request")
+		a := call(ctx, http.MethodPost, p.MailURL+"/api/v1/internal/deliveries/"+refused.DeliveryID+"/resend", "", nil)
+		Expect(a.status).To(BeNumerically("<", 300), a.body)
+		t.texts["mail resend answer"] = a.body
+
+		By("answering bad requests")
+		for _, u := range []string{
+			p.MailURL + "/api/v1/internal/deliveries?status=bogus",
+			p.MailURL + "/api/v1/internal/deliveries/nope",
+			p.NotificationURL + "/api/v1/internal/notifications/nope",
+			p.RTManagerURL + "/api/v1/internal/runtimes/nope",
+			p.UserURL + "/api/v1/internal/users/nope",
+		} {
+			a := call(ctx, http.MethodGet, u, "", nil)
+			Expect(a.status).To(BeNumerically(">=", 400), u)
+			t.texts["answer to GET "+u] = a.body
+		}
+
+		By("collecting every log, /metrics, /readyz and API answer")
+		_ = sent
+		for _, proc := range p.Processes() {
+			t.texts[proc.Name()+" log"] = proc.Logs()
+		}
+		for name, base := range map[string]string{"userservice": p.UserURL, "mail": p.MailURL, "notification": p.NotificationURL, "rtmanager": p.RTManagerURL} {
+			for _, path := range []string{"/metrics", "/readyz"} {
+				t.texts[name+" "+path] = call(ctx, http.MethodGet, base+path, "", nil).body
+			}
+		}
+		for name, u := range map[string]string{
+			"deliveries":    p.MailURL + "/api/v1/internal/deliveries?limit=500",
+			"notifications": p.NotificationURL + "/api/v1/internal/notifications?limit=500",
+			"runtimes":      p.RTManagerURL + "/api/v1/internal/runtimes",
+		} {
+			t.texts[name+" list"] = call(ctx, http.MethodGet, u, "", nil).body
+		}
+		Expect(len(t.texts)).To(BeNumerically(">", 20))
+		Expect(leaks(t.texts, secrets...)).To(BeEmpty())
+	})
+
+	It("stay out of what a start with a wrong or unusable secret prints", func(ctx SpecContext) {
+		pgPassword, redisPassword, smtpPassword := newSecret("pgpw"), newSecret("redispw"), newSecret("smtppw")
+		wrong := newSecret("wrongpw")
+		secrets := []secret{{"PostgreSQL password", pgPassword}, {"Redis password", redisPassword},
+			{"SMTP password", smtpPassword}, {"wrong password", wrong}}
+		dsns := pgRole(ctx, pgPassword, "mail", "notification")
+		rds := protectedRedis(ctx, redisPassword)
+		texts := map[string]string{}
+
+		By("a DSN that does not parse: every service exits at once")
+		for _, s := range services {
+			env := serviceEnv(ctx, s, "http://127.0.0.1:1")
+			env[s.prefix+"INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
+			env[s.prefix+"POSTGRES_DSN"] = "postgres://galaxy:" + wrong + "@127.0.0.1:notaport/galaxy?sslmode=disable"
+			proc := harness.StartProcess(GinkgoT(), s.name, infra.Binary(GinkgoT(), s.name), env)
+			code, err := proc.Wait(30 * time.Second)
+			Expect(err).NotTo(HaveOccurred(), "%s did not exit:\n%s", s.name, proc.LogTail(20))
+			Expect(code).NotTo(BeZero())
+			texts[s.name+" log, unparsable DSN"] = proc.Logs()
+		}
+
+		By("an SMTP password with an invalid sender: Mail refuses its configuration")
+		mailEnv := serviceEnv(ctx, services[1], "")
+		maps.Copy(mailEnv, map[string]string{
+			"MAIL_INTERNAL_HTTP_ADDR": harness.FreeTCPAddress(GinkgoT()),
+			"MAIL_SMTP_MODE":          "smtp",
+			"MAIL_SMTP_ADDR":          "127.0.0.1:1",
+			"MAIL_SMTP_FROM":          "not an address",
+			"MAIL_SMTP_USERNAME":      "galaxy-mail",
+			"MAIL_SMTP_PASSWORD":      smtpPassword,
+		})
+		proc := harness.StartProcess(GinkgoT(), "mail", infra.Binary(GinkgoT(), "mail"), mailEnv)
+		code, err := proc.Wait(30 * time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(2))
+		Expect(proc.Logs()).To(ContainSubstring("MAIL_SMTP_FROM"))
+		texts["mail log, invalid sender"] = proc.Logs()
+
+		By("a wrong Redis password: Mail runs, unready, and says why")
+		mailEnv = serviceEnv(ctx, services[1], "")
+		maps.Copy(mailEnv, map[string]string{
+			"MAIL_INTERNAL_HTTP_ADDR": harness.FreeTCPAddress(GinkgoT()),
+			"MAIL_POSTGRES_DSN":       dsns["mail"],
+			"MAIL_REDIS_ADDR":         rds.Addr,
+			"MAIL_REDIS_PASSWORD":     wrong,
+			"MAIL_SMTP_MODE":          "smtp",
+			"MAIL_SMTP_ADDR":          "127.0.0.1:1",
+			"MAIL_SMTP_FROM":          "mail@galaxy.example",
+			"MAIL_SMTP_USERNAME":      "galaxy-mail",
+			"MAIL_SMTP_PASSWORD":      smtpPassword,
+		})
+		proc = harness.StartProcess(GinkgoT(), "mail", infra.Binary(GinkgoT(), "mail"), mailEnv)
+		DeferCleanup(harness.AttachLogsOnFailure, proc)
+		readyz := "http://" + mailEnv["MAIL_INTERNAL_HTTP_ADDR"] + "/readyz"
+		var notReady answer
+		Eventually(ctx, func(g Gomega) {
+			g.Expect(proc.Running()).To(BeTrue(), proc.LogTail(20))
+			notReady = call(ctx, http.MethodGet, readyz, "", nil)
+			g.Expect(notReady.status).To(Equal(http.StatusServiceUnavailable))
+			g.Expect(notReady.body).To(ContainSubstring("redis"))
+		}).Should(Succeed())
+		// Let the stream consumers fail a few times, and log it.
+		time.Sleep(2 * time.Second)
+		texts["mail /readyz, wrong Redis password"] = notReady.body
+		texts["mail /metrics, wrong Redis password"] = call(ctx, http.MethodGet, strings.TrimSuffix(readyz, "/readyz")+"/metrics", "", nil).body
+		texts["mail log, wrong Redis password"] = proc.Logs()
+
+		By("a wrong PostgreSQL password: Notification gives up connecting")
+		notEnv := serviceEnv(ctx, services[2], "http://127.0.0.1:1")
+		u, err := url.Parse(dsns["notification"])
+		Expect(err).NotTo(HaveOccurred())
+		u.User = url.UserPassword(u.User.Username(), wrong)
+		notEnv["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
+		notEnv["NOTIFICATION_POSTGRES_DSN"] = u.String()
+		proc = harness.StartProcess(GinkgoT(), "notification", infra.Binary(GinkgoT(), "notification"), notEnv)
+		// The platform retries the first connection for 30 s.
+		code, err = proc.Wait(90 * time.Second)
+		Expect(err).NotTo(HaveOccurred(), proc.LogTail(20))
+		Expect(code).NotTo(BeZero())
+		Expect(proc.Logs()).To(ContainSubstring("password authentication failed"))
+		texts["notification log, wrong PostgreSQL password"] = proc.Logs()
+
+		Expect(leaks(texts, secrets...)).To(BeEmpty())
+	}, speclabel.SlowSpec())
+})
+
+// traffic drives the pipeline and keeps every API answer it saw.
+type traffic struct {
+	p     *harness.Pipeline
+	rdb   *redis.Client
+	admin string
+	texts map[string]string
+	n     int
+}
+
+// delivery is Mail's delivery detail, leniently decoded.
+type delivery struct {
+	DeliveryID     string `json:"delivery_id"`
+	Status         string `json:"status"`
+	IdempotencyKey string `json:"idempotency_key"`
+	ErrorCode      string `json:"error_code"`
+	ErrorMessage   string `json:"error_message"`
+	Attempts       []struct {
+		Outcome string `json:"outcome"`
+	} `json:"attempts"`
+}
+
+// startJob publishes a start job whose image cannot be pulled and waits
+// until the operators' mail has status; it returns the delivery.
+func (t *traffic) startJob(ctx context.Context, what, status string) delivery {
+	if t.texts == nil {
+		t.texts = map[string]string{}
+	}
+	t.n++
+	gameID := harness.UniqueName("sec-" + what)
+	_, err := t.rdb.XAdd(ctx, &redis.XAddArgs{Stream: t.p.Streams.StartJobs, Values: map[string]any{
+		"game_id": gameID, "image_ref": infra.MissingImage, "requested_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}}).Result()
+	Expect(err).NotTo(HaveOccurred())
+	var intentID string
+	Eventually(ctx, func(g Gomega) {
+		entries, err := t.rdb.XRange(ctx, t.p.Streams.Intents, "-", "+").Result()
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, e := range entries {
+			payload, _ := e.Values["payload_json"].(string)
+			var v struct {
+				GameID string `json:"game_id"`
+			}
+			if json.Unmarshal([]byte(payload), &v) == nil && v.GameID == gameID {
+				intentID = e.ID
+			}
+		}
+		g.Expect(intentID).NotTo(BeEmpty(), "no intent for %s yet", gameID)
+	}).Should(Succeed())
+	return t.waitDelivery(ctx, harness.AdminRouteKey(intentID, t.admin), status)
+}
+
+// waitDelivery waits until the delivery of key has status and keeps its
+// detail's answer.
+func (t *traffic) waitDelivery(ctx context.Context, key, status string) delivery {
+	var d delivery
+	Eventually(ctx, func(g Gomega) {
+		var list struct {
+			Items []delivery `json:"items"`
+		}
+		g.Expect(harness.GetJSON(ctx, t.p.MailURL+"/api/v1/internal/deliveries?"+url.Values{"idempotency_key": {key}}.Encode(), &list)).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		g.Expect(list.Items[0].Status).To(Equal(status))
+		a := call(ctx, http.MethodGet, t.p.MailURL+"/api/v1/internal/deliveries/"+url.PathEscape(list.Items[0].DeliveryID), "", nil)
+		g.Expect(a.status).To(Equal(http.StatusOK))
+		g.Expect(json.Unmarshal([]byte(a.body), &d)).To(Succeed())
+		g.Expect(d.Status).To(Equal(status))
+		t.texts["delivery "+key+" "+status] = a.body
+	}).Should(Succeed())
+	return d
+}
+
+// userMail creates a user and publishes a user intent for them, and waits
+// until their mail is sent.
+func (t *traffic) userMail(ctx context.Context) {
+	id := harness.UniqueName("sec-user")
+	email := id + "@example.com"
+	a := call(ctx, http.MethodPost, t.p.UserURL+"/api/v1/internal/users", "", map[string]any{
+		"user_id": id, "email": email, "display_name": "Ada", "locale": "en",
+	})
+	Expect(a.status).To(Equal(http.StatusCreated), a.body)
+	t.texts["user create answer"] = a.body
+	audience, _ := json.Marshal(map[string]any{"user_ids": []string{id}})
+	_, err := t.rdb.XAdd(ctx, &redis.XAddArgs{Stream: t.p.Streams.Intents, Values: map[string]any{
+		"notification_type": "lobby.game_starting",
+		"producer":          "lobby",
+		"audience_kind":     "user",
+		"audience_json":     string(audience),
+		"payload_json":      `{"game_id":"` + harness.UniqueName("sec-game") + `"}`,
+		"occurred_at_ms":    strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}}).Result()
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(ctx, func(g Gomega) {
+		var list struct {
+			Items []delivery `json:"items"`
+		}
+		g.Expect(harness.GetJSON(ctx, t.p.MailURL+"/api/v1/internal/deliveries?"+url.Values{"recipient": {email}}.Encode(), &list)).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		g.Expect(list.Items[0].Status).To(Equal("sent"))
+	}).Should(Succeed())
+}
