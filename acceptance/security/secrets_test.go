@@ -170,7 +170,7 @@ var _ = Describe("secrets", Label(speclabel.Security), func() {
 		t := &traffic{p: p, rdb: rdb, admin: admin}
 
 		By("mailing the operators about a failed start over authenticated SMTP")
-		sent := t.startJob(ctx, "sent", "sent")
+		t.startJob(ctx, "sent", "sent")
 		Eventually(ctx, func(g Gomega) {
 			msgs, err := mp.Messages(ctx)
 			g.Expect(err).NotTo(HaveOccurred())
@@ -210,7 +210,6 @@ var _ = Describe("secrets", Label(speclabel.Security), func() {
 		}
 
 		By("collecting every log, /metrics, /readyz and API answer")
-		_ = sent
 		for _, proc := range p.Processes() {
 			t.texts[proc.Name()+" log"] = proc.Logs()
 		}

@@ -45,11 +45,11 @@ func serviceEnv(ctx context.Context, s service, userURL string) map[string]strin
 	Expect(err).NotTo(HaveOccurred())
 	p := s.prefix
 	env := map[string]string{
-		p + "LOG_LEVEL":        "debug",
-		p + "REDIS_ADDR":       infra.RedisAddr,
-		p + "POSTGRES_DSN":     dsn,
-		p + "SHUTDOWN_TIMEOUT": "5s",
-		p + "STREAM_CONSUMER":  s.name + "-" + suffix,
+		p + "LOG_LEVEL":         "debug",
+		p + "REDIS_ADDR":        infra.RedisAddr,
+		p + "POSTGRES_DSN":      dsn,
+		p + "SHUTDOWN_TIMEOUT":  "5s",
+		p + "STREAM_CONSUMER":   s.name + "-" + suffix,
 		"OTEL_TRACES_EXPORTER":  "none",
 		"OTEL_METRICS_EXPORTER": "none",
 	}
