@@ -227,6 +227,24 @@ var _ = Describe("secrets", Label(speclabel.Security), func() {
 		}
 		Expect(len(t.texts)).To(BeNumerically(">", 20))
 		Expect(leaks(t.texts, secrets...)).To(BeEmpty())
+
+		// The control: the detector finds the secrets where they must be,
+		// in the environment the services were given.
+		given := map[string]string{}
+		for _, proc := range p.Processes() {
+			given[proc.Name()+" environment"] = fmt.Sprint(proc.Env())
+		}
+		Expect(leaks(given, secrets[:3]...)).To(ConsistOf(
+			HavePrefix("mail environment holds the PostgreSQL password"),
+			HavePrefix("mail environment holds the Redis password"),
+			HavePrefix("mail environment holds the SMTP password"),
+			HavePrefix("notification environment holds the PostgreSQL password"),
+			HavePrefix("notification environment holds the Redis password"),
+			HavePrefix("rtmanager environment holds the PostgreSQL password"),
+			HavePrefix("rtmanager environment holds the Redis password"),
+			HavePrefix("userservice environment holds the PostgreSQL password"),
+			HavePrefix("userservice environment holds the Redis password"),
+		))
 	})
 
 	It("stay out of what a start with a wrong or unusable secret prints", func(ctx SpecContext) {
@@ -286,7 +304,9 @@ var _ = Describe("secrets", Label(speclabel.Security), func() {
 		var notReady answer
 		Eventually(ctx, func(g Gomega) {
 			g.Expect(proc.Running()).To(BeTrue(), proc.LogTail(20))
-			notReady = call(ctx, http.MethodGet, readyz, "", nil)
+			var err error
+			notReady, err = fetch(ctx, http.MethodGet, readyz, "", nil)
+			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(notReady.status).To(Equal(http.StatusServiceUnavailable))
 			g.Expect(notReady.body).To(ContainSubstring("redis"))
 		}).Should(Succeed())

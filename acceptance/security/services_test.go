@@ -1,15 +1,16 @@
 package security_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -113,27 +114,43 @@ type answer struct {
 }
 
 // call sends a request with the Authorization header auth (none when
-// empty) and returns the answer.
+// empty) and returns the answer, failing the spec when there is none.
 func call(ctx context.Context, method, url, auth string, body any) answer {
+	a, err := fetch(ctx, method, url, auth, body)
+	Expect(err).NotTo(HaveOccurred())
+	return a
+}
+
+// fetch is call returning the error, for polling.
+func fetch(ctx context.Context, method, url, auth string, body any) (answer, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
-		Expect(err).NotTo(HaveOccurred())
-		rd = strings.NewReader(string(raw))
+		if err != nil {
+			return answer{}, err
+		}
+		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		return answer{}, err
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	Expect(err).NotTo(HaveOccurred(), "%s %s", method, url)
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return answer{resp.StatusCode, resp.Header, string(raw)}
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, url, err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(raw)}, nil
 }
+
+var apiClient = &http.Client{Timeout: 10 * time.Second}

@@ -70,7 +70,7 @@ func main() {
 	var o options
 	flag.Float64Var(&o.rate, "rate", 200, "start jobs published per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long to publish at -rate after the warm-up (measured)")
-	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "publishing at -rate before the measured part (not in the figures, but checked for missing and duplicate mails)")
+	flag.DurationVar(&o.warmup, "warmup", 10*time.Second, "publishing at -rate before the measured part (not in the figures, but checked for missing and duplicate mails)")
 	flag.DurationVar(&o.drain, "drain", 0, "after publishing, how long to wait for the last mails (default: twice the run's length, at least 2m)")
 	flag.StringVar(&o.out, "out", "reports", "directory for the CSV and SVG files")
 	flag.DurationVar(&o.memInterval, "mem-interval", 10*time.Second, "RSS sampling interval")
