@@ -19,12 +19,13 @@ const (
 	Mail                 = "mail"
 	Resilience           = "resilience"
 	Security             = "security"
+	HostileInput         = "hostile_input"
 )
 
 // Known lists every label above.
 var Known = []string{
 	Boundary, ImagePullFailed, ContainerStartFailed, StartConfigInvalid,
-	Smoke, Slow, Runtime, Notification, Mail, Resilience, Security,
+	Smoke, Slow, Runtime, Notification, Mail, Resilience, Security, HostileInput,
 }
 
 // SlowSpec labels a spec slow and starts it first, so that long specs do not
