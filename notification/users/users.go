@@ -40,6 +40,7 @@ func (u User) OptedOut() bool {
 type Client struct {
 	baseURL string
 	timeout time.Duration
+	token   string
 	http    *http.Client
 }
 
@@ -54,6 +55,13 @@ func New(baseURL string, timeout time.Duration) *Client {
 			IdleConnTimeout:     90 * time.Second,
 		}},
 	}
+}
+
+// WithToken makes the client send token as a bearer token, for a User
+// Service whose USERSERVICE_INTERNAL_API_TOKEN is set. Empty sends none.
+func (c *Client) WithToken(token string) *Client {
+	c.token = token
+	return c
 }
 
 // Resolve looks up ids (any number; batched by MaxBatch) and returns the users
@@ -84,6 +92,9 @@ func (c *Client) resolveBatch(ctx context.Context, ids []string, out map[string]
 		return fmt.Errorf("resolve users: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("resolve %d users: %w", len(ids), err)

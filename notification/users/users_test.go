@@ -96,3 +96,24 @@ func TestResolveFailsOnUnavailableOrSlowService(t *testing.T) {
 		t.Fatal("want a decode error")
 	}
 }
+
+func TestResolveSendsTheBearerToken(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		_ = json.NewEncoder(w).Encode(map[string]any{"users": []any{}, "missing": []string{"u1"}})
+	}))
+	defer srv.Close()
+	if _, err := users.New(srv.URL, time.Second).WithToken("s3cret").Resolve(t.Context(), []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Load() != "Bearer s3cret" {
+		t.Fatalf("Authorization: %q", got.Load())
+	}
+	if _, err := users.New(srv.URL, time.Second).Resolve(t.Context(), []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Load() != "" {
+		t.Fatalf("no token configured, but sent %q", got.Load())
+	}
+}

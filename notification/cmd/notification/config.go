@@ -23,6 +23,9 @@ type Config struct {
 
 	UserServiceBaseURL string          `env:"USER_SERVICE_BASE_URL" envDefault:"http://127.0.0.1:8081"`
 	UserServiceTimeout config.Duration `env:"USER_SERVICE_TIMEOUT" envDefault:"2s"`
+	// UserServiceToken is sent as a bearer token to a User Service that
+	// requires one (USERSERVICE_INTERNAL_API_TOKEN).
+	UserServiceToken string `env:"USER_SERVICE_TOKEN"`
 
 	AdminLocale string `env:"ADMIN_LOCALE" envDefault:"en"`
 

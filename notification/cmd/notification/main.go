@@ -70,7 +70,7 @@ func main() {
 	metrics := dispatch.NewMetrics(reg)
 	streamMetrics := streams.NewMetrics(reg)
 
-	userClient := users.New(cfg.UserServiceBaseURL, cfg.UserServiceTimeout.D())
+	userClient := users.New(cfg.UserServiceBaseURL, cfg.UserServiceTimeout.D()).WithToken(cfg.UserServiceToken)
 	st := store.New(pool)
 	dispatcher := &dispatch.Dispatcher{
 		Redis:       rdb,
