@@ -41,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,6 +65,36 @@ type options struct {
 	rtmConcurrency int
 	logLevel       string
 	image          string
+	env            envFlag
+}
+
+// envFlag collects -env NAME=VALUE settings; each goes to the service whose
+// prefix NAME starts with.
+type envFlag map[string]string
+
+func (e envFlag) String() string { return fmt.Sprint(map[string]string(e)) }
+
+func (e envFlag) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || serviceOf(name) == "" {
+		return fmt.Errorf("want NAME=VALUE with NAME starting with one of %v, got %q", harness.ServiceEnvPrefixes, v)
+	}
+	e[name] = value
+	return nil
+}
+
+// serviceOf returns the service whose environment prefix name has, or "".
+func serviceOf(name string) string {
+	for service, prefix := range servicePrefixes {
+		if strings.HasPrefix(name, prefix) {
+			return service
+		}
+	}
+	return ""
+}
+
+var servicePrefixes = map[string]string{
+	"userservice": "USERSERVICE_", "mail": "MAIL_", "notification": "NOTIFICATION_", "rtmanager": "RTMANAGER_",
 }
 
 func main() {
@@ -77,6 +108,8 @@ func main() {
 	flag.IntVar(&o.rtmConcurrency, "rtm-concurrency", 0, "RTMANAGER_JOB_CONCURRENCY (0: the service's default)")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "<P>_LOG_LEVEL of the four services (their logs are kept in memory)")
 	flag.StringVar(&o.image, "image", "", "image reference of every job, %d replaced by the job number (default: <registry>/galaxy/missing-load:%d, never pushed)")
+	o.env = envFlag{}
+	flag.Var(o.env, "env", "NAME=VALUE for the service whose prefix NAME has (repeatable), e.g. RTMANAGER_RECONCILE_INTERVAL=1m")
 	soak := flag.Bool("soak", false, "a soak run: -duration defaults to 10m")
 	flag.Parse()
 	durationSet := false
@@ -126,13 +159,14 @@ func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 	say("starting Redis, PostgreSQL, the registry and building the four services…")
 	infra := harness.StartInfra(ctx, tb)
 	env := map[string]map[string]string{}
-	for service, prefix := range map[string]string{
-		"userservice": "USERSERVICE_", "mail": "MAIL_", "notification": "NOTIFICATION_", "rtmanager": "RTMANAGER_",
-	} {
+	for service, prefix := range servicePrefixes {
 		env[service] = map[string]string{prefix + "LOG_LEVEL": o.logLevel}
 	}
 	if o.rtmConcurrency > 0 {
 		env["rtmanager"]["RTMANAGER_JOB_CONCURRENCY"] = strconv.Itoa(o.rtmConcurrency)
+	}
+	for name, value := range o.env {
+		env[serviceOf(name)][name] = value
 	}
 	say("starting the pipeline…")
 	p := harness.StartPipeline(ctx, tb, infra, harness.PipelineOptions{

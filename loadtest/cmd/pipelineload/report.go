@@ -151,6 +151,9 @@ func (r *report) print(w io.Writer) {
 	o := r.opts
 	fmt.Fprintf(w, "\npipeline load: %g jobs/s for %s (+%s warm-up), %d jobs, RTMANAGER_JOB_CONCURRENCY %s\n",
 		o.rate, o.duration, o.warmup, len(r.res.outcomes), concurrencyText(o.rtmConcurrency))
+	if len(o.env) > 0 {
+		fmt.Fprintf(w, "  service settings: %s\n", o.env)
+	}
 	fmt.Fprintf(w, "  offered        %8.1f jobs/s (publisher lag max %s)\n", r.offeredPerSec, r.pub.maxLag.Round(time.Millisecond))
 	fmt.Fprintf(w, "  job results    %8.1f jobs/s (Runtime Manager)\n", r.resultsPerSec)
 	fmt.Fprintf(w, "  mails sent     %8.1f mails/s (%d of %d measured jobs)\n", r.mailsPerSec, len(r.samples), r.measuredJobs)
