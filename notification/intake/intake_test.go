@@ -102,23 +102,24 @@ func TestWorkersShareBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Settled: every entry recorded (entries not yet read are not pending,
+	// so an empty pending list alone proves nothing), none pending, and
+	// every mail command written.
 	deadline := time.Now().Add(60 * time.Second)
+	var items []store.Notification
 	for {
 		p, err := rdb.XPending(ctx, intents, intake.Group).Result()
 		n, _ := rdb.XLen(ctx, mail).Result()
-		if err == nil && p.Count == 0 && n == valid+1 {
+		items, _, _ = st.List(ctx, store.Filter{Limit: 1000})
+		if err == nil && p.Count == 0 && n == valid+1 && len(items) == valid+invalid+repeats {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not settled: pending %+v, %d mail commands", p, n)
+			t.Fatalf("not settled: pending %+v, %d mail commands, %d notifications", p, n, len(items))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	counts := map[string]int{}
-	items, _, err := st.List(ctx, store.Filter{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, n := range items {
 		counts[n.Status]++
 	}
