@@ -66,7 +66,9 @@ func (c Chart) Render(w io.Writer) error {
 	}
 	xmin, xmax, ymax := c.bounds()
 	xstep := niceStep(xmax-xmin, 10)
-	xlo, xhi := math.Floor(xmin/xstep)*xstep, math.Ceil(xmax/xstep)*xstep
+	// A hair's tolerance keeps 60.004 s on a 0–60 axis instead of
+	// stretching it to 70.
+	xlo, xhi := math.Floor(xmin/xstep+1e-3)*xstep, math.Ceil(xmax/xstep-1e-3)*xstep
 	if xhi == xlo {
 		xhi = xlo + xstep
 	}
@@ -80,7 +82,10 @@ func (c Chart) Render(w io.Writer) error {
 	}
 	plotW := width - marginLeft - marginRight
 	plotH := height - marginTop - marginBottom
-	px := func(x float64) float64 { return marginLeft + (x-xlo)/(xhi-xlo)*plotW }
+	px := func(x float64) float64 {
+		x = min(max(x, xlo), xhi)
+		return marginLeft + (x-xlo)/(xhi-xlo)*plotW
+	}
 	py := func(y float64) float64 {
 		y = min(max(y, 0), yhi)
 		return marginTop + plotH - y/yhi*plotH

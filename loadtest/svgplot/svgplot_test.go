@@ -46,3 +46,14 @@ func TestNiceStep(t *testing.T) {
 		}
 	}
 }
+
+func TestXAxisIgnoresRoundingNoise(t *testing.T) {
+	c := Chart{Series: []Series{{Kind: Line, X: []float64{0, 60.004}, Y: []float64{1, 2}}}}
+	var b bytes.Buffer
+	if err := c.Render(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), ">70<") || !strings.Contains(b.String(), ">60<") {
+		t.Errorf("x axis should end at 60:\n%s", b.String())
+	}
+}

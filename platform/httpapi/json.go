@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,23 +41,32 @@ func BadRequest(w http.ResponseWriter, err error) {
 }
 
 // DecodeJSON strictly decodes one JSON object from r's body into dst:
-// unknown fields, trailing data and bodies over MaxBodyBytes are errors whose
-// text is fit to return to the caller.
+// unknown fields, anything but an object, trailing data and bodies over
+// MaxBodyBytes are errors whose text is fit to return to the caller.
 func DecodeJSON(r *http.Request, dst any) error {
-	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
 			return fmt.Errorf("request body exceeds %d bytes", MaxBodyBytes)
 		}
-		if errors.Is(err, io.EOF) {
-			return errors.New("request body is empty")
-		}
+		return fmt.Errorf("reading the request body: %v", err)
+	}
+	data = bytes.Trim(data, " \t\r\n") // JSON's whitespace, not Unicode's
+	if len(data) == 0 {
+		return errors.New("request body is empty")
+	}
+	if data[0] != '{' {
+		return errors.New("malformed JSON body: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("malformed JSON body: %v", err)
 	}
-	if dec.More() {
+	// More stops at a closing bracket, so ask the decoder for the next
+	// token instead: only the end of the input is acceptable.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("malformed JSON body: trailing data after the object")
 	}
 	return nil

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,6 +129,8 @@ func TestDecodeJSON(t *testing.T) {
 	cases := map[string]string{
 		`{"name":"a","extra":1}`: "unknown field",
 		`{"name":"a"} {}`:        "trailing",
+		`{"name":"a"} }`:         "trailing",
+		`null`:                   "want a JSON object",
 		``:                       "empty",
 		`{"name":`:               "malformed",
 		`{"name":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`: "exceeds",
@@ -145,4 +148,33 @@ func TestDecodeJSON(t *testing.T) {
 	if err := httpapi.DecodeJSON(req, &b); err != nil || b.Name != "a" {
 		t.Fatalf("valid body: %v %+v", err, b)
 	}
+}
+
+// FuzzDecodeJSON feeds arbitrary bodies to the shared request decoder: it
+// must never panic, and whatever it accepts must be exactly one JSON object
+// with only the known fields, nothing before or after it.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, seed := range []string{`{"name":"a","ids":["x"]}`, `{"name":"a"} }`, `{} ]`, `{"name":"a"} {}`, ` {"ids":null} `, `[]`, `"s"`, `{"Name":"\u00e9"}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		type body struct {
+			Name string   `json:"name"`
+			IDs  []string `json:"ids"`
+		}
+		req, _ := http.NewRequest(http.MethodPost, "/", bytes.NewReader(in))
+		var b body
+		if err := httpapi.DecodeJSON(req, &b); err != nil {
+			return
+		}
+		var fields map[string]json.RawMessage
+		if !json.Valid(in) || json.Unmarshal(in, &fields) != nil || fields == nil {
+			t.Fatalf("accepted %q, which is not one JSON object", in)
+		}
+		for k := range fields {
+			if !strings.EqualFold(k, "name") && !strings.EqualFold(k, "ids") {
+				t.Fatalf("accepted unknown field %q in %q", k, in)
+			}
+		}
+	})
 }

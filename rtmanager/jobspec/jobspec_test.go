@@ -208,3 +208,30 @@ func FuzzDecodeStart(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeStop does the same for stop jobs: never a panic, always a job
+// ID, and an accepted job names a valid game and a positive request time.
+func FuzzDecodeStop(f *testing.F) {
+	f.Add("game-1", "1700000000000", "", "finished")
+	f.Add("a b", "-1", strings.Repeat("j", 300), "\xff")
+	f.Add("", "9223372036854775808", "\x00", "")
+	f.Fuzz(func(t *testing.T, gameID, requestedAt, jobID, reason string) {
+		values := map[string]string{"game_id": gameID, "requested_at_ms": requestedAt, "job_id": jobID, "reason": reason}
+		job, err := DecodeStop("1-0", values)
+		if job.JobID == "" {
+			t.Fatal("empty job id")
+		}
+		if err != nil {
+			if _, ok := AsInvalid(err); !ok {
+				t.Fatalf("error is not an InvalidError: %v", err)
+			}
+			if !utf8.ValidString(err.Error()) {
+				t.Fatalf("message became invalid UTF-8: %q", err)
+			}
+			return
+		}
+		if !GameIDPattern.MatchString(job.GameID) || job.RequestedAtMS <= 0 {
+			t.Fatalf("accepted an invalid stop job: %+v", job)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -349,7 +350,10 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rts, err := m.Store.Runtimes(ctx)
+	// Only the records that can own a live container: the table keeps one
+	// row per game ever started, failed starts included, and reading all of
+	// it every pass made the pass's cost grow with the platform's history.
+	rts, err := m.Store.Runtimes(ctx, store.StateStarting, store.StateRunning, store.StateUnhealthy)
 	if err != nil {
 		return err
 	}
@@ -386,6 +390,14 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 		tracked := ok && (rt.ContainerID == c.ID || rt.State == store.StateStarting)
 		if tracked || time.Since(c.Created) < m.Cfg.OrphanGrace {
 			continue
+		}
+		if !ok {
+			// A game not in the active list: stopped, failed or unknown.
+			rt, err = m.Store.Runtime(ctx, c.Labels[docker.LabelGameID])
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				m.Logger.Warn("read runtime of a container", "container_id", c.ID, "err", err)
+				continue
+			}
 		}
 		if rt.State == store.StateStopped && !c.Running {
 			continue // cleanup's case
