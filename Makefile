@@ -15,12 +15,13 @@ LABELS ?=
 REPORTS ?= reports
 BIN ?= bin
 FUZZTIME ?= 5s
+N ?= 20
 
 # Packages for `go test`: everything but the Ginkgo acceptance suites, which
 # `make acceptance` runs through the ginkgo CLI.
 GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance/')
 
-.PHONY: help images build lint vet staticcheck fmt-check unit fuzz acceptance test clean
+.PHONY: help images build lint vet staticcheck fmt-check unit fuzz acceptance repeat test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +60,16 @@ acceptance: images ## the Ginkgo acceptance suites (PROFILE=default|ci|smoke, LA
 	@mkdir -p $(REPORTS)
 	flags=$$($(GO) run ./harness/cmd/suiteflags -profile $(PROFILE) -label-filter '$(LABELS)' -output-dir $(REPORTS)) && \
 	  $(GO) tool ginkgo $$flags -r acceptance
+
+repeat: images ## `make acceptance` N times in a row (N=20, PROFILE, LABELS); stops at the first failing run
+	@mkdir -p $(REPORTS)/repeat; t0=$$(date +%s); \
+	for i in $$(seq 1 $(N)); do \
+	  start=$$(date +%s); dir=$(REPORTS)/repeat/$$i; \
+	  if $(MAKE) --no-print-directory acceptance PROFILE=$(PROFILE) LABELS='$(LABELS)' REPORTS=$$dir >$$dir.log 2>&1; then ok=passed; else ok=FAILED; fi; \
+	  echo "run $$i/$(N): $$ok in $$(( $$(date +%s) - start ))s; $$($(GO) run ./harness/cmd/junitsummary $$dir 2>&1 | tail -1) (log: $$dir.log)"; \
+	  if [ $$ok = FAILED ]; then exit 1; fi; \
+	done; \
+	echo "repeat: $(N) of $(N) runs passed in $$(( $$(date +%s) - t0 ))s"
 
 test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile)
 	$(MAKE) acceptance PROFILE=ci

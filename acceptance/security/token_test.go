@@ -19,9 +19,11 @@ var _ = Describe("an internal API with <P>_INTERNAL_API_TOKEN set", Label(specla
 		It(fmt.Sprintf("%s answers its API only to the bearer token, and its probes and metrics to anyone", s.name), func(ctx SpecContext) {
 			userURL := ""
 			if s.name == "notification" {
-				// Notification's own dependency, without a token:
-				// Notification has no setting to send one (see
-				// docs/performance.md, "Pipeline").
+				// Notification's own dependency, unprotected: this spec
+				// is about Notification's API. The token Notification
+				// sends to a protected User Service
+				// (NOTIFICATION_USER_SERVICE_TOKEN) is tested in
+				// notification/users.
 				_, userURL = startService(ctx, services[0], "", nil)
 			}
 			token := newSecret("apitoken")

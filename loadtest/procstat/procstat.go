@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,8 +232,11 @@ func (s *Sampler) Errors() []error {
 
 // Stats is the first, last and largest reading of one process.
 type Stats struct {
-	Name                    string
-	First, Last, Max, Count int64
+	Name string
+	// Mid is the sample halfway through the run: a service warms up (pools,
+	// caches, the GC's target) early on, so flat memory shows as Last
+	// close to Mid rather than to First.
+	First, Mid, Last, Max, Count int64
 }
 
 // Summarize returns each target's Stats, in target order.
@@ -241,16 +245,15 @@ func (s *Sampler) Summarize() []Stats {
 	out := make([]Stats, 0, len(s.Targets))
 	for _, t := range s.Targets {
 		st := Stats{Name: t.Name}
+		var kib []int64
 		for _, x := range samples {
-			if x.Name != t.Name {
-				continue
+			if x.Name == t.Name {
+				kib = append(kib, x.KiB)
 			}
-			if st.Count == 0 {
-				st.First = x.KiB
-			}
-			st.Last = x.KiB
-			st.Max = max(st.Max, x.KiB)
-			st.Count++
+		}
+		if len(kib) > 0 {
+			st.First, st.Mid, st.Last, st.Max = kib[0], kib[len(kib)/2], kib[len(kib)-1], slices.Max(kib)
+			st.Count = int64(len(kib))
 		}
 		out = append(out, st)
 	}

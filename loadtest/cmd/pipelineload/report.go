@@ -180,9 +180,9 @@ func (r *report) print(w io.Writer) {
 			1000*r.rtmJobSeconds/float64(r.rtmJobs), r.rtmJobs)
 	}
 	r.cpu.print(w, len(r.res.outcomes))
-	fmt.Fprintf(w, "  memory (RSS, MiB)   first     last      max  samples\n")
+	fmt.Fprintf(w, "  memory (RSS, MiB)   first      mid     last      max  samples\n")
 	for _, st := range r.sampler.Summarize() {
-		fmt.Fprintf(w, "  %-14s %8.1f %8.1f %8.1f %8d\n", st.Name, mib(st.First), mib(st.Last), mib(st.Max), st.Count)
+		fmt.Fprintf(w, "  %-14s %8.1f %8.1f %8.1f %8.1f %8d\n", st.Name, mib(st.First), mib(st.Mid), mib(st.Last), mib(st.Max), st.Count)
 	}
 	for _, err := range r.sampler.Errors() {
 		fmt.Fprintf(w, "  rss: %v\n", err)
@@ -352,13 +352,13 @@ func (r *report) writeMemorySVG(w io.Writer) error {
 			}
 		}
 		series = append(series, s)
-		parts = append(parts, fmt.Sprintf("%s %.0f→%.0f (max %.0f)", st.Name, mib(st.First), mib(st.Last), mib(st.Max)))
+		parts = append(parts, fmt.Sprintf("%s %.0f→%.0f→%.0f (max %.0f)", st.Name, mib(st.First), mib(st.Mid), mib(st.Last), mib(st.Max)))
 	}
 	slices.Sort(parts)
 	o := r.opts
 	chart := svgplot.Chart{
 		Title:    fmt.Sprintf("Service memory (RSS) under %g jobs/s for %s", o.rate, o.duration+o.warmup),
-		Subtitle: "MiB first→last: " + strings.Join(parts, "; "),
+		Subtitle: "MiB first→halfway→last: " + strings.Join(parts, "; "),
 		XLabel:   fmt.Sprintf("seconds since the load began (sampled every %s)", o.memInterval),
 		YLabel:   "RSS (MiB)",
 		Series:   series,
