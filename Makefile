@@ -16,12 +16,15 @@ REPORTS ?= reports
 BIN ?= bin
 FUZZTIME ?= 5s
 N ?= 20
+RATE ?= 80
+DURATION ?= 60s
+SOAK_RATE ?= 50
 
 # Packages for `go test`: everything but the Ginkgo acceptance suites, which
 # `make acceptance` runs through the ginkgo CLI.
 GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance/')
 
-.PHONY: help images build lint vet staticcheck fmt-check unit fuzz acceptance repeat test clean
+.PHONY: help images build lint vet staticcheck fmt-check unit fuzz acceptance repeat load soak test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,6 +73,12 @@ repeat: images ## `make acceptance` N times in a row (N=20, PROFILE, LABELS); st
 	  if [ $$ok = FAILED ]; then exit 1; fi; \
 	done; \
 	echo "repeat: $(N) of $(N) runs passed in $$(( $$(date +%s) - t0 ))s"
+
+load: images ## the whole pipeline at RATE start jobs/s for DURATION (80, 60s); figures, CSV and plots in reports/
+	$(GO) run ./loadtest/cmd/pipelineload -rate $(RATE) -duration $(DURATION) -out $(REPORTS)
+
+soak: images ## ten minutes at about half capacity (SOAK_RATE=50 jobs/s); memory plot in reports/
+	$(GO) run ./loadtest/cmd/pipelineload -soak -rate $(SOAK_RATE) -out $(REPORTS)
 
 test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile)
 	$(MAKE) acceptance PROFILE=ci

@@ -181,12 +181,7 @@ func FuzzDecodeStart(f *testing.F) {
 			t.Fatal("empty job id")
 		}
 		if err != nil {
-			if _, ok := AsInvalid(err); !ok {
-				t.Fatalf("error is not an InvalidError: %v", err)
-			}
-			if !utf8.ValidString(err.Error()) {
-				t.Fatalf("message became invalid UTF-8: %q", err)
-			}
+			checkRejection(t, err)
 			return
 		}
 		if !GameIDPattern.MatchString(job.GameID) || job.Image == nil || job.RequestedAtMS <= 0 {
@@ -222,16 +217,23 @@ func FuzzDecodeStop(f *testing.F) {
 			t.Fatal("empty job id")
 		}
 		if err != nil {
-			if _, ok := AsInvalid(err); !ok {
-				t.Fatalf("error is not an InvalidError: %v", err)
-			}
-			if !utf8.ValidString(err.Error()) {
-				t.Fatalf("message became invalid UTF-8: %q", err)
-			}
+			checkRejection(t, err)
 			return
 		}
 		if !GameIDPattern.MatchString(job.GameID) || job.RequestedAtMS <= 0 {
 			t.Fatalf("accepted an invalid stop job: %+v", job)
 		}
 	})
+}
+
+// checkRejection holds what the fuzz targets require of a refused job: an
+// InvalidError whose message is valid UTF-8, fit for a result entry.
+func checkRejection(t *testing.T, err error) {
+	t.Helper()
+	if _, ok := AsInvalid(err); !ok {
+		t.Fatalf("error is not an InvalidError: %v", err)
+	}
+	if !utf8.ValidString(err.Error()) {
+		t.Fatalf("message became invalid UTF-8: %q", err)
+	}
 }

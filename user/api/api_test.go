@@ -215,7 +215,7 @@ func TestPatchRejectsInvalidBodies(t *testing.T) {
 		name, body, message string
 	}{
 		{"no field", `{}`, "names no field to change"},
-		{"null body", `null`, "names no field to change"},
+		{"null body", `null`, "want a JSON object"},
 		{"user ID", `{"user_id":"other"}`, "user_id: cannot be changed"},
 		{"timestamps", `{"created_at_ms":1}`, `unknown field "created_at_ms"`},
 		{"email", `{"email":"Ann <ann@example.com>"}`, "email: "},
