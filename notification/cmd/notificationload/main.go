@@ -17,7 +17,9 @@
 // With -spawn it starts everything itself (Redis and PostgreSQL containers
 // from the local images, the notification binary built from this checkout)
 // and, with -mail, the Mail Service in stub mode, waiting for its deliveries
-// too. Without -spawn it drives services that already run (-redis, streams).
+// too and reporting, per phase, each one's intent → sent latency (the intent's
+// entry ID against the delivery's sent_at_ms). Without -spawn it drives
+// services that already run (-redis, streams).
 package main
 
 import (
@@ -206,25 +208,38 @@ type result struct {
 	latencies []time.Duration
 	mailDone  time.Duration // phase start → all deliveries sent (local clock), if measured
 	mailLag   time.Duration // last mail command seen → all deliveries sent
+	// sentLatencies: intent entry (Redis clock) → the delivery's sent_at_ms
+	// (Mail's clock, the same machine), if measured.
+	sentLatencies []time.Duration
+}
+
+// quantiles formats p50, p99 and max of ds, which it sorts.
+func quantiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none measured"
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	q := func(p float64) time.Duration {
+		return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond / 10)
+	}
+	return fmt.Sprintf("p50 %s p99 %s max %s", q(0.50), q(0.99), ds[len(ds)-1].Round(time.Millisecond/10))
 }
 
 func (r result) print() {
-	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
-	q := func(p float64) time.Duration {
-		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
-	}
 	fmt.Printf("%-6s %6d intents", r.name, r.n)
 	if r.rate > 0 {
 		fmt.Printf(" at %d/s", r.rate)
 	}
-	fmt.Printf(": %.0f intents/s to mail commands; hand-off latency p50 %s p99 %s max %s\n",
-		float64(r.n)/r.elapsed.Seconds(), q(0.50).Round(time.Millisecond/10), q(0.99).Round(time.Millisecond/10),
-		r.latencies[len(r.latencies)-1].Round(time.Millisecond/10))
+	fmt.Printf(": %.0f intents/s to mail commands; hand-off latency %s\n",
+		float64(r.n)/r.elapsed.Seconds(), quantiles(r.latencies))
 	switch {
 	case r.mailDone > 0 && r.rate == 0:
 		fmt.Printf("%-6s %6d deliveries sent by Mail (stub SMTP): %.0f intents/s end to end (polled each second)\n", r.name, r.n, float64(r.n)/r.mailDone.Seconds())
 	case r.mailDone > 0:
 		fmt.Printf("%-6s %6d deliveries sent by Mail (stub SMTP), the last within %s of the last mail command (polled each second)\n", r.name, r.n, r.mailLag.Round(time.Millisecond))
+	}
+	if len(r.sentLatencies) > 0 {
+		fmt.Printf("%-6s %6d deliveries: intent → sent latency %s\n", r.name, len(r.sentLatencies), quantiles(r.sentLatencies))
 	}
 }
 
@@ -294,6 +309,17 @@ func phase(ctx context.Context, rdb *redis.Client, o *options, name string, n, r
 		}
 		r.mailDone = time.Since(start)
 		r.mailLag = time.Since(lastSeen)
+		sent, err := sentDeliveries(ctx, o.mailURL)
+		if err != nil {
+			return result{}, err
+		}
+		for _, d := range sent {
+			intentID := strings.TrimSuffix(strings.TrimPrefix(d.IdempotencyKey, "notification:"), "/"+routeID)
+			ms, seq := splitID(intentID)
+			if d.SentAtMS != nil && (ms > beforeMS || (ms == beforeMS && seq > beforeSeq)) {
+				r.sentLatencies = append(r.sentLatencies, time.Duration(*d.SentAtMS-ms)*time.Millisecond)
+			}
+		}
 	}
 	return r, nil
 }
@@ -357,53 +383,58 @@ func intent(i int) map[string]any {
 func waitSent(ctx context.Context, o *options) error {
 	deadline := time.Now().Add(o.timeout)
 	for {
-		sent, err := countDeliveries(ctx, o.mailURL, "sent")
+		sent, err := sentDeliveries(ctx, o.mailURL)
 		if err != nil {
 			return err
 		}
-		if sent >= o.published {
+		if len(sent) >= o.published {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mail: %d of %d deliveries sent within %s", sent, o.published, o.timeout)
+			return fmt.Errorf("mail: %d of %d deliveries sent within %s", len(sent), o.published, o.timeout)
 		}
 		time.Sleep(time.Second)
 	}
 }
 
-func countDeliveries(ctx context.Context, base, status string) (int, error) {
-	count, cursor := 0, ""
+// delivery is what the tool reads of a Mail list item.
+type delivery struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	SentAtMS       *int64 `json:"sent_at_ms"`
+}
+
+// sentDeliveries pages through Mail's sent deliveries of the load's type.
+func sentDeliveries(ctx context.Context, base string) ([]delivery, error) {
+	var out []delivery
+	cursor := ""
 	for {
-		q := "source=notification&template_id=" + notificationType + "&limit=500"
-		if status != "" {
-			q += "&status=" + status
-		}
+		q := "source=notification&template_id=" + notificationType + "&status=sent&limit=500"
 		if cursor != "" {
 			q += "&cursor=" + cursor
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/internal/deliveries?"+q, nil)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return 0, fmt.Errorf("mail: %w", err)
+			return nil, fmt.Errorf("mail: %w", err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("mail: list deliveries: %d %s", resp.StatusCode, body)
+			return nil, fmt.Errorf("mail: list deliveries: %d %s", resp.StatusCode, body)
 		}
 		var page struct {
-			Items      []json.RawMessage `json:"items"`
-			NextCursor string            `json:"next_cursor"`
+			Items      []delivery `json:"items"`
+			NextCursor string     `json:"next_cursor"`
 		}
 		if err := json.Unmarshal(body, &page); err != nil {
-			return 0, fmt.Errorf("mail: decode deliveries: %w", err)
+			return nil, fmt.Errorf("mail: decode deliveries: %w", err)
 		}
-		count += len(page.Items)
+		out = append(out, page.Items...)
 		if page.NextCursor == "" || len(page.Items) == 0 {
-			return count, nil
+			return out, nil
 		}
 		cursor = page.NextCursor
 	}
