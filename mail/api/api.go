@@ -19,6 +19,7 @@ import (
 	"galaxy/mail/delivery"
 	"galaxy/mail/intake"
 	"galaxy/mail/store"
+	"galaxy/platform/database"
 	"galaxy/platform/httpapi"
 )
 
@@ -252,7 +253,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	nd := a.Intake.Prepare(cmd, "")
 	created, err := a.Store.Insert(r.Context(), []store.NewDelivery{nd})
 	if err != nil {
-		if store.IsDataError(err) {
+		if database.IsDataError(err) {
 			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "the database refused the command: "+err.Error())
 			return
 		}

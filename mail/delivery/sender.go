@@ -25,6 +25,7 @@ import (
 
 	"galaxy/mail/smtpsend"
 	"galaxy/mail/store"
+	"galaxy/platform/database"
 )
 
 // Error codes recorded on deliveries that failed to send.
@@ -221,7 +222,7 @@ func (s *Sender) finish(ctx context.Context, outcomes []store.Outcome) ([]string
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		lost, err := s.Store.Finish(fctx, outcomes)
 		cancel()
-		if err == nil || store.IsDataError(err) || time.Now().Add(wait).After(deadline) {
+		if err == nil || database.IsDataError(err) || time.Now().Add(wait).After(deadline) {
 			return lost, err
 		}
 		s.Logger.Warn("recording send outcomes failed; retrying", "deliveries", len(outcomes), "in", wait.String(), "err", err)

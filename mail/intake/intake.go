@@ -23,6 +23,7 @@ import (
 	"galaxy/mail/render"
 	"galaxy/mail/smtpsend"
 	"galaxy/mail/store"
+	"galaxy/platform/database"
 	"galaxy/platform/streams"
 )
 
@@ -197,8 +198,8 @@ func (in *Intake) init() {
 }
 
 // Handle is the stream worker's handler. A malformed command is a permanent
-// error (dead letter with the reason); a database failure is an ordinary
-// error, so the entry stays pending and is retried.
+// error (dead letter with the reason); a database failure is an Unavailable
+// error, so the worker retries the entry without spending its deliveries.
 func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 	in.init()
 	cmd, err := command.FromStream(msg.Values)
@@ -299,7 +300,7 @@ func (in *Intake) flush(ctx context.Context, batch []*job) {
 		ds[i] = j.d
 	}
 	created, err := in.insert(fctx, ds)
-	if err != nil && store.IsDataError(err) && len(batch) > 1 {
+	if err != nil && database.IsDataError(err) && len(batch) > 1 {
 		// One row PostgreSQL refuses must not hold back its neighbours:
 		// insert them one by one, so only the bad one fails.
 		in.Logger.Warn("batch insert refused; inserting one by one", "size", len(batch), "err", err)
@@ -318,7 +319,7 @@ func (in *Intake) flush(ctx context.Context, batch []*job) {
 	}
 	if err != nil {
 		for _, j := range batch {
-			j.done <- result{err: err}
+			j.done <- result{err: dataErr(err)}
 		}
 		return
 	}
@@ -344,7 +345,7 @@ func (in *Intake) insert(ctx context.Context, ds []store.NewDelivery) ([]bool, e
 	wait := 100 * time.Millisecond
 	for {
 		created, err := in.Store.Insert(ctx, ds)
-		if err == nil || store.IsDataError(err) || time.Now().Add(wait).After(deadline) {
+		if err == nil || database.IsDataError(err) || time.Now().Add(wait).After(deadline) {
 			return created, err
 		}
 		in.Logger.Warn("insert failed; retrying", "size", len(ds), "in", wait.String(), "err", err)
@@ -357,11 +358,13 @@ func (in *Intake) insert(ctx context.Context, ds []store.NewDelivery) ([]bool, e
 	}
 }
 
-// dataErr marks an error from PostgreSQL refusing one command's data as
-// permanent: redelivering the same entry cannot succeed.
+// dataErr classifies an insert's failure for the stream worker: PostgreSQL
+// refusing one command's data is permanent (redelivering the same entry
+// cannot succeed); anything else means the database is unavailable, and the
+// worker retries the entry in place.
 func dataErr(err error) error {
-	if store.IsDataError(err) {
+	if database.IsDataError(err) {
 		return streams.Permanent(fmt.Errorf("delivery refused by the database: %w", err))
 	}
-	return err
+	return streams.Unavailable(err)
 }

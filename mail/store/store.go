@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"galaxy/mail/command"
@@ -127,19 +126,6 @@ type Store struct {
 
 // New returns a store over pool (migrated by database.Open).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
-
-// IsDataError reports whether err is PostgreSQL refusing the data of a
-// statement rather than being unavailable: retrying the same batch cannot
-// help, inserting its rows one by one can.
-func IsDataError(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	// 22: data exception; 23: integrity constraint violation; 54: program
-	// limit exceeded (a value too large to index).
-	return strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") || strings.HasPrefix(pe.Code, "54")
-}
 
 // NewDelivery is a delivery about to be inserted.
 type NewDelivery struct {

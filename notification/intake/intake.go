@@ -24,6 +24,7 @@ import (
 	"galaxy/notification/intent"
 	"galaxy/notification/routing"
 	"galaxy/notification/store"
+	"galaxy/platform/database"
 	"galaxy/platform/streams"
 )
 
@@ -163,16 +164,16 @@ func (in *Intake) process(ctx context.Context, batch []*job) {
 	in.Metrics.BatchSize.Observe(float64(len(recs)))
 	firstDue := now.Add(in.FirstHandOffGrace)
 	recorded, err := in.Store.Record(ctx, recs, now, firstDue)
-	if err != nil && store.IsDataError(err) && len(recs) > 1 {
+	if err != nil && database.IsDataError(err) && len(recs) > 1 {
 		// One entry's data spoiled the batch: record them one by one and
 		// dead-letter only what cannot be recorded at all.
 		in.Logger.Warn("batch refused by PostgreSQL; recording entries one by one", "entries", len(recs), "err", err)
 		recorded, err = in.recordEach(ctx, recs, owners, now, firstDue), nil
 	}
 	if err != nil {
-		in.Logger.Warn("record intents failed; entries stay pending for redelivery", "entries", len(recs), "err", err)
+		in.Logger.Warn("record intents failed; the entries are retried", "entries", len(recs), "err", err)
 		for _, j := range owners {
-			j.done <- err
+			j.done <- streams.Unavailable(err)
 		}
 		return
 	}
@@ -214,11 +215,11 @@ func (in *Intake) recordEach(ctx context.Context, recs []store.NewNotification, 
 	for i := range recs {
 		r, err := in.Store.Record(ctx, recs[i:i+1], now, firstDue)
 		if err != nil {
-			if store.IsDataError(err) {
+			if database.IsDataError(err) {
 				in.Metrics.Intents.WithLabelValues("dead_lettered").Inc()
 				owners[i].done <- streams.Permanent(fmt.Errorf("record intent %s: %w", recs[i].IntentID, err))
 			} else {
-				owners[i].done <- err
+				owners[i].done <- streams.Unavailable(err)
 			}
 			owners[i] = nil
 			continue

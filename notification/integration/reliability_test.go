@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
 )
 
 // The User Service is down when the intent arrives: the route is retried with
@@ -260,5 +262,48 @@ func TestTwoReplicasShareTheLoad(t *testing.T) {
 	t.Logf("replica a recorded %v intents, replica b %v", ca, cb)
 	if ca == 0 || cb == 0 || ca+cb != total {
 		t.Errorf("want both replicas to take a share summing to %d, got %v + %v", total, ca, cb)
+	}
+}
+
+// PostgreSQL is down far longer than the stream's delivery budget
+// (NOTIFICATION_STREAM_MAX_DELIVERIES × NOTIFICATION_STREAM_CLAIM_IDLE):
+// the intents that arrive meanwhile wait, are recorded once it is back, and
+// none is dead-lettered — an outage is not the entries' fault.
+func TestPostgresOutageLongerThanTheDeliveryBudgetDeadLettersNothing(t *testing.T) {
+	ctx := t.Context()
+	own := harness.StartPostgres(ctx, t)
+	dsn, err := own.CreateDatabase(ctx, "notification_outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startNotification(t, map[string]string{
+		"NOTIFICATION_POSTGRES_DSN":                           dsn,
+		"NOTIFICATION_ADMIN_EMAILS_RUNTIME_IMAGE_PULL_FAILED": "rtm-admin@example.com",
+		"NOTIFICATION_STREAM_CLAIM_IDLE":                      "300ms",
+		"NOTIFICATION_STREAM_MAX_DELIVERIES":                  "2",
+	})
+	if err := own.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, s.publish(t, adminIntent("runtime.image_pull_failed", "outage-"+strconv.Itoa(i))))
+	}
+	// Ten times the budget of 2 × 300 ms.
+	time.Sleep(6 * time.Second)
+	if err := own.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		s.waitStatus(t, id, 30*time.Second, "routed")
+	}
+	if n, err := rdb.XLen(ctx, s.intentsStream+":dead").Result(); err != nil || n != 0 {
+		t.Fatalf("dead letters: %d, %v; want none", n, err)
+	}
+	if p, err := rdb.XPending(ctx, s.intentsStream, "notification").Result(); err != nil || p.Count != 0 {
+		t.Fatalf("pending after recovery: %+v %v", p, err)
+	}
+	if got := len(s.mailCommands(t)); got != len(ids) {
+		t.Fatalf("%d mail commands, want %d", got, len(ids))
 	}
 }

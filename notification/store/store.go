@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"galaxy/notification/routing"
@@ -34,19 +33,6 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // ErrNotFound is returned by Get for an unknown intent entry ID.
 var ErrNotFound = errors.New("notification not found")
-
-// IsDataError reports whether err is PostgreSQL refusing the data of a
-// statement (as opposed to a connection or availability problem): retrying
-// the same batch cannot help, recording its entries one by one can.
-func IsDataError(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	// Class 22: data exception; 23: integrity constraint violation;
-	// 54: program limit exceeded (a value too large to index, say).
-	return strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") || strings.HasPrefix(pe.Code, "54")
-}
 
 // SplitEntryID splits a stream entry ID ("1700000000000-3") into its numbers.
 func SplitEntryID(id string) (ms, seq int64, ok bool) {

@@ -9,12 +9,15 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -95,4 +98,18 @@ func lockID(service string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("galaxy-migrations:" + service))
 	return int64(h.Sum64() & 0x7fffffffffffffff)
+}
+
+// IsDataError reports whether err is PostgreSQL refusing the data of a
+// statement, as opposed to being unreachable or failing: retrying the same
+// statement cannot help, while a batch can still be split to isolate the
+// row at fault.
+func IsDataError(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	// 22: data exception; 23: integrity constraint violation; 54: program
+	// limit exceeded (a value too large to index, say).
+	return strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") || strings.HasPrefix(pe.Code, "54")
 }

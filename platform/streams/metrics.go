@@ -11,7 +11,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stream_entries_total",
-		Help: "Stream entries by outcome: handled, retried, dead_lettered.",
+		Help: "Stream entry deliveries by outcome: handled, retried, dead_lettered, and unavailable (one per in-place retry while a dependency is down).",
 	}, []string{"stream", "outcome"})}
 	reg.MustRegister(m.entries)
 	return m

@@ -36,8 +36,31 @@ type Message struct {
 
 // Handler processes one entry. Returning nil acknowledges it. Returning an
 // error leaves it pending for a retry after ClaimIdle; an error wrapped with
-// Permanent dead-letters it at once (malformed input that no retry can fix).
+// Permanent dead-letters it at once (malformed input that no retry can fix);
+// an error wrapped with Unavailable is retried in place (see Worker).
 type Handler func(ctx context.Context, msg Message) error
+
+type unavailableError struct{ err error }
+
+func (u unavailableError) Error() string { return u.err.Error() }
+func (u unavailableError) Unwrap() error { return u.err }
+
+// Unavailable marks err as a dependency's failure (a database or daemon down
+// or unreachable), not the entry's: the worker retries the entry in place
+// instead of spending its delivery budget, so an outage longer than
+// MaxDeliveries × ClaimIdle does not dead-letter valid entries.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+// IsUnavailable reports whether err was marked with Unavailable.
+func IsUnavailable(err error) bool {
+	var u unavailableError
+	return errors.As(err, &u)
+}
 
 type permanentError struct{ err error }
 
@@ -72,6 +95,11 @@ type Worker struct {
 	ClaimIdle time.Duration
 	// MaxDeliveries is how many failed deliveries dead-letter an entry.
 	MaxDeliveries int64
+	// UnavailableFor bounds the in-place retries of one delivery whose
+	// handler keeps returning an Unavailable error (default 10m, backing off
+	// from 100ms to 5s); after it the delivery counts as failed, so an error
+	// marked Unavailable by mistake cannot hold a worker forever.
+	UnavailableFor time.Duration
 	// Batch is the number of entries read at once (default 16).
 	Batch int64
 	// Metrics, when set, counts outcomes.
@@ -147,6 +175,9 @@ func (w *Worker) defaults() {
 	}
 	if w.Batch <= 0 {
 		w.Batch = 16
+	}
+	if w.UnavailableFor <= 0 {
+		w.UnavailableFor = 10 * time.Minute
 	}
 }
 
@@ -242,7 +273,7 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 	}
 	hctx, span := startSpan(ctx, msg)
 	stopRefresh := w.holdClaim(ctx, m.ID)
-	err := w.safeHandle(hctx, msg)
+	err := w.handleWhileUnavailable(hctx, msg)
 	stopRefresh()
 	span.End()
 	switch {
@@ -288,6 +319,28 @@ func (w *Worker) holdClaim(ctx context.Context, id string) func() {
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// handleWhileUnavailable runs the handler, and again after a pause for as
+// long as it reports a dependency unavailable (up to UnavailableFor). The
+// entry stays claimed meanwhile, so no other consumer takes it and no
+// delivery is counted.
+func (w *Worker) handleWhileUnavailable(ctx context.Context, msg Message) error {
+	deadline := time.Now().Add(w.UnavailableFor)
+	pause := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := w.safeHandle(ctx, msg)
+		if !IsUnavailable(err) || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			w.Logger.Warn("dependency unavailable; retrying the entry in place", "stream", w.Stream, "id", msg.ID,
+				"attempt", attempt, "err", err)
+		}
+		w.Metrics.observe(w.Stream, "unavailable")
+		sleep(ctx, pause)
+		pause = min(2*pause, 5*time.Second)
+	}
 }
 
 func (w *Worker) safeHandle(ctx context.Context, msg Message) (err error) {

@@ -300,3 +300,76 @@ func TestSlowHandlerKeepsItsEntry(t *testing.T) {
 		t.Fatalf("%d dead letters for an entry that was being handled", n)
 	}
 }
+
+// TestEntryOutlivesAnOutageLongerThanItsDeliveryBudget: a handler whose
+// dependency is down fails far more often than MaxDeliveries within far
+// longer than MaxDeliveries × ClaimIdle, yet the entry is handled, once, in
+// its first delivery, and nothing is dead-lettered.
+func TestEntryOutlivesAnOutageLongerThanItsDeliveryBudget(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	var mu sync.Mutex
+	var calls int
+	var deliveries []int64
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Block: 50 * time.Millisecond,
+		ClaimIdle: 100 * time.Millisecond, MaxDeliveries: 2, Logger: slog.New(slog.DiscardHandler),
+		Handler: func(_ context.Context, m streams.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			deliveries = append(deliveries, m.Deliveries)
+			if calls <= 6 { // 0.1+0.2+0.4+0.8+1.6+3.2 s ≈ 6 s of outage
+				return streams.Unavailable(errors.New("dial tcp: connection refused"))
+			}
+			return nil
+		},
+	})
+	if _, err := streams.Publish(ctx, c, stream, map[string]string{"n": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry handled", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 7 })
+	eventually(t, "no pending entries", func() bool { return pendingCount(t, c, stream, "g") == 0 })
+	if n, _ := c.XLen(ctx, stream+streams.DeadLetterSuffix).Result(); n != 0 {
+		t.Fatalf("%d dead letters, want none", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range deliveries {
+		if d != 1 {
+			t.Fatalf("deliveries seen by the handler: %v, want all 1 (retried in place)", deliveries)
+		}
+	}
+}
+
+// TestUnavailableRetriesAreBounded: an error marked Unavailable for good
+// still ends in the dead-letter stream once UnavailableFor has passed in
+// each of MaxDeliveries deliveries.
+func TestUnavailableRetriesAreBounded(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Block: 50 * time.Millisecond,
+		ClaimIdle: 100 * time.Millisecond, MaxDeliveries: 2, UnavailableFor: 300 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+		Handler: func(context.Context, streams.Message) error {
+			return streams.Unavailable(errors.New("always down"))
+		},
+	})
+	if _, err := streams.Publish(ctx, c, stream, map[string]string{"n": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry dead-lettered", func() bool {
+		n, _ := c.XLen(ctx, stream+streams.DeadLetterSuffix).Result()
+		return n == 1
+	})
+	dead, err := c.XRange(ctx, stream+streams.DeadLetterSuffix, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dead[0].Values["dead_error"]; got != "always down" {
+		t.Fatalf("dead_error = %v", got)
+	}
+}

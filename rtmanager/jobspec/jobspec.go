@@ -92,12 +92,22 @@ func (e *InvalidError) Error() string {
 	for i, f := range e.Fields {
 		parts[i] = f.Error()
 	}
-	// Inputs may be any bytes; the message goes to an operator's e-mail.
-	return strings.ToValidUTF8(strings.Join(parts, "; "), "\uFFFD")
+	return strings.Join(parts, "; ")
 }
 
 func (e *InvalidError) add(field, format string, args ...any) {
-	e.Fields = append(e.Fields, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	e.Fields = append(e.Fields, FieldError{Field: printable(field), Reason: printable(fmt.Sprintf(format, args...))})
+}
+
+// printable escapes, Go-style, what the message must not carry: inputs may
+// be any bytes, and the message goes into a PostgreSQL text column (which
+// refuses NUL), a stream entry and an operator's e-mail.
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func (e *InvalidError) orNil() error {

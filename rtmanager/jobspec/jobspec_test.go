@@ -3,6 +3,7 @@ package jobspec
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -171,6 +172,7 @@ func FuzzDecodeStart(f *testing.F) {
 	f.Add("g", "UPPER", "-1", strings.Repeat("x", 300), `{"env":null}`)
 	f.Add("g.g_g-g", "a", "9223372036854775807", "\x00", `{"memory_mb":9223372036854775807,"cpus":1e400}`)
 	f.Add("g", "a:b", "1", "", `{"cmd":[],"labels":{},"env":{}}  `)
+	f.Add("g", "a:b", "1", "", `{"a\u0000b":1,"env":{"K\u0001":"v"}}`)
 	f.Fuzz(func(t *testing.T, gameID, imageRef, requestedAt, jobID, configJSON string) {
 		values := map[string]string{
 			"game_id": gameID, "image_ref": imageRef, "requested_at_ms": requestedAt,
@@ -235,5 +237,8 @@ func checkRejection(t *testing.T, err error) {
 	}
 	if !utf8.ValidString(err.Error()) {
 		t.Fatalf("message became invalid UTF-8: %q", err)
+	}
+	if strings.ContainsFunc(err.Error(), func(r rune) bool { return !unicode.IsPrint(r) }) {
+		t.Fatalf("message carries unprintable characters: %q", err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 
+	"galaxy/platform/database"
+	"galaxy/platform/streams"
 	"galaxy/rtmanager/docker"
 	"galaxy/rtmanager/lease"
 	"galaxy/rtmanager/lobby"
@@ -286,4 +288,19 @@ func release(ctx context.Context, l *lease.Lease, logger *slog.Logger) {
 	if err := l.Release(cctx); err != nil {
 		logger.Warn("release lease; it expires by itself", "err", err)
 	}
+}
+
+// infrastructure classifies a job handler's error for the stream worker. A
+// job's own faults become failed results, so what fails here is
+// infrastructure, and PostgreSQL, Redis or a game lease still held are
+// retried in place (streams.Unavailable): nothing can be recorded or
+// published without them, and an outage must not dead-letter the job. Two
+// exceptions spend the entry's deliveries as before: an unreachable Docker
+// daemon, so that the last delivery turns it into the job's failed result
+// (retryable), and PostgreSQL refusing the data, which no retry fixes.
+func infrastructure(err error) error {
+	if err == nil || database.IsDataError(err) || client.IsErrConnectionFailed(err) {
+		return err
+	}
+	return streams.Unavailable(err)
 }

@@ -19,6 +19,10 @@ import (
 
 // HandleStart is the streams.Handler of the start job stream.
 func (r *Runner) HandleStart(ctx context.Context, msg streams.Message) error {
+	return infrastructure(r.handleStart(ctx, msg))
+}
+
+func (r *Runner) handleStart(ctx context.Context, msg streams.Message) error {
 	attempted := time.Now()
 	job, verr := jobspec.DecodeStart(msg.ID, msg.Values)
 	log := r.Logger.With("kind", KindStart, "job_id", job.JobID, "game_id", job.GameID, "entry_id", msg.ID)

@@ -19,6 +19,10 @@ import (
 // the game's container, keep its state directory, record state stopped.
 // Stopping a game that has no container succeeds: the wanted end state holds.
 func (r *Runner) HandleStop(ctx context.Context, msg streams.Message) error {
+	return infrastructure(r.handleStop(ctx, msg))
+}
+
+func (r *Runner) handleStop(ctx context.Context, msg streams.Message) error {
 	attempted := time.Now()
 	job, verr := jobspec.DecodeStop(msg.ID, msg.Values)
 	log := r.Logger.With("kind", KindStop, "job_id", job.JobID, "game_id", job.GameID, "entry_id", msg.ID)
