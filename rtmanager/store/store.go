@@ -140,6 +140,40 @@ func (s *Store) Runtimes(ctx context.Context, states ...string) ([]Runtime, erro
 	return out, rows.Err()
 }
 
+// RuntimesPage returns up to limit runtimes with a game ID after the
+// cursor (a game ID; "" for the first page), optionally only those in one of
+// states, ordered by game ID, and the cursor of the next page ("" when this
+// is the last).
+func (s *Store) RuntimesPage(ctx context.Context, states []string, after string, limit int) ([]Runtime, string, error) {
+	q := `SELECT ` + runtimeColumns + ` FROM runtimes WHERE game_id > $1`
+	args := []any{after}
+	if len(states) > 0 {
+		q += ` AND state = ANY($2)`
+		args = append(args, states)
+	}
+	q += fmt.Sprintf(` ORDER BY game_id LIMIT %d`, limit+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list runtimes: %w", err)
+	}
+	defer rows.Close()
+	var out []Runtime
+	for rows.Next() {
+		r, err := scanRuntime(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list runtimes: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list runtimes: %w", err)
+	}
+	if len(out) > limit {
+		return out[:limit], out[limit-1].GameID, nil
+	}
+	return out, "", nil
+}
+
 // MarkStarting records that a start is in progress: the row exists with
 // state starting before any container does, so the reconcile loop does not
 // take a container being created for an orphan.
