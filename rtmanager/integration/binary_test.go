@@ -186,6 +186,7 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 		"RTMANAGER_IMAGE_PULL_POLICY":        "sometimes",
 		"RTMANAGER_PROBE_INTERVAL":           "often",
 		"RTMANAGER_GAME_LEASE_TTL_SECONDS":   "0",
+		"RTMANAGER_LEASE_OWNER_TTL":          "100ms",
 		"RTMANAGER_LOBBY_INTERNAL_BASE_URL":  "ftp://lobby",
 		"RTMANAGER_PROBE_FAILURES_THRESHOLD": "x",
 	} {

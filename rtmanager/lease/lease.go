@@ -2,6 +2,12 @@
 // with a Redis lease: SET NX PX with a random token, renewed while the work
 // runs, released by a compare-and-delete so a holder whose lease expired can
 // never delete its successor's.
+//
+// A process that dies holding leases would block its games until the leases
+// expire (the TTL, 30 s by default). With an Owner, each token names the
+// holding process, which keeps a short-lived liveness key of its own; a job
+// that finds a game's lease held by a process whose liveness key is gone
+// takes the lease over at once.
 package lease
 
 import (
@@ -25,6 +31,9 @@ var ErrLost = errors.New("lease lost")
 // KeyPrefix prefixes every game's lease key.
 const KeyPrefix = "rtmanager:lease:game:"
 
+// OwnerKeyPrefix prefixes every process's liveness key.
+const OwnerKeyPrefix = "rtmanager:lease:owner:"
+
 var (
 	releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -36,7 +45,79 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`)
+	// takeOverScript sets the lease to ARGV[1] when it is free, or held by
+	// a token "<owner>/<random>" whose owner's liveness key (ARGV[3] ..
+	// owner) is gone: 1 for free, 2 for taken over, 0 for busy.
+	takeOverScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+local sep = string.find(cur, '/', 1, true)
+if not sep then
+  return 0
+end
+if redis.call('EXISTS', ARGV[3] .. string.sub(cur, 1, sep - 1)) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 2`)
 )
+
+// Owner is one process's liveness record. Announce writes it before the
+// process takes any lease; Run keeps it alive (every TTL/4); Retire deletes
+// it once the process holds no lease any more. TTL bounds how long the
+// leases of a process that died block their games; it must outlast any stall
+// of a live process (CPU starvation, a Redis hiccup), or a live holder loses
+// its lease — which its Hold notices at the next renewal, stopping the work.
+type Owner struct {
+	Client redis.Cmdable
+	ID     string
+	TTL    time.Duration
+}
+
+// NewOwner returns an Owner with a random ID.
+func NewOwner(client redis.Cmdable, ttl time.Duration) (*Owner, error) {
+	id, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	return &Owner{Client: client, ID: id, TTL: ttl}, nil
+}
+
+func (o *Owner) key() string { return OwnerKeyPrefix + o.ID }
+
+// Announce writes the liveness key once.
+func (o *Owner) Announce(ctx context.Context) error {
+	if err := o.Client.Set(ctx, o.key(), "1", o.TTL).Err(); err != nil {
+		return fmt.Errorf("announce lease owner: %w", err)
+	}
+	return nil
+}
+
+// Run refreshes the liveness key until ctx ends. It leaves the key to
+// expire: jobs may still hold leases while the process shuts down.
+func (o *Owner) Run(ctx context.Context) error {
+	t := time.NewTicker(o.TTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			// A failed refresh is retried at the next tick, within the TTL.
+			_ = o.Client.Set(ctx, o.key(), "1", o.TTL).Err()
+		}
+	}
+}
+
+// Retire deletes the liveness key, for a process whose jobs have all
+// stopped: whatever lease is left (a release that failed) is free at once
+// rather than after the key's TTL.
+func (o *Owner) Retire(ctx context.Context) error {
+	return o.Client.Del(ctx, o.key()).Err()
+}
 
 // Manager hands out leases.
 type Manager struct {
@@ -44,6 +125,9 @@ type Manager struct {
 	TTL    time.Duration
 	// Poll is the wait between attempts in Acquire (default 100ms).
 	Poll time.Duration
+	// Owner, when set, names this process in its tokens and lets it take
+	// over the leases of processes whose liveness key is gone.
+	Owner *Owner
 }
 
 // Lease is one held lease.
@@ -51,6 +135,8 @@ type Lease struct {
 	m     *Manager
 	key   string
 	token string
+	// TookOver is set when the lease was taken from a dead process.
+	TookOver bool
 }
 
 // Key is the Redis key of a game's lease.
@@ -63,6 +149,18 @@ func (m *Manager) TryAcquire(ctx context.Context, gameID string) (*Lease, error)
 		return nil, err
 	}
 	l := &Lease{m: m, key: Key(gameID), token: token}
+	if m.Owner != nil {
+		l.token = m.Owner.ID + "/" + token
+		n, err := takeOverScript.Run(ctx, m.Client, []string{l.key}, l.token, m.TTL.Milliseconds(), OwnerKeyPrefix).Int64()
+		if err != nil {
+			return nil, fmt.Errorf("acquire lease %s: %w", l.key, err)
+		}
+		if n == 0 {
+			return nil, ErrBusy
+		}
+		l.TookOver = n == 2
+		return l, nil
+	}
 	ok, err := m.Client.SetNX(ctx, l.key, token, m.TTL).Result()
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %s: %w", l.key, err)

@@ -88,9 +88,10 @@ type Runner struct {
 
 // Metrics counts job outcomes.
 type Metrics struct {
-	jobs      *prometheus.CounterVec
-	durations *prometheus.HistogramVec
-	leaseBusy prometheus.Counter
+	jobs          *prometheus.CounterVec
+	durations     *prometheus.HistogramVec
+	leaseBusy     prometheus.Counter
+	leaseTakeOver prometheus.Counter
 }
 
 // NewMetrics registers the runner's metrics with reg.
@@ -109,8 +110,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rtmanager_lease_busy_total",
 			Help: "Jobs put back because another job held the game's lease.",
 		}),
+		leaseTakeOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtmanager_lease_takeovers_total",
+			Help: "Game leases taken over from a Runtime Manager process that stopped without releasing them.",
+		}),
 	}
-	reg.MustRegister(m.jobs, m.durations, m.leaseBusy)
+	reg.MustRegister(m.jobs, m.durations, m.leaseBusy, m.leaseTakeOver)
 	return m
 }
 
@@ -278,6 +283,13 @@ func (r *Runner) acquire(ctx context.Context, kind, jobID, gameID string) (*leas
 			r.Metrics.leaseBusy.Inc()
 		}
 		return nil, fmt.Errorf("%s job %s: game %s: %w; the entry will be delivered again", kind, jobID, gameID, err)
+	}
+	if err == nil && l.TookOver {
+		r.Logger.Warn("game lease taken over from a Runtime Manager process that stopped holding it",
+			"kind", kind, "job_id", jobID, "game_id", gameID)
+		if r.Metrics != nil {
+			r.Metrics.leaseTakeOver.Inc()
+		}
 	}
 	return l, err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,6 +43,9 @@ type Config struct {
 	ContainerStopTimeout config.Duration `env:"CONTAINER_STOP_TIMEOUT" envDefault:"10s"`
 
 	GameLeaseTTLSeconds int `env:"GAME_LEASE_TTL_SECONDS" envDefault:"30"`
+	// LeaseOwnerTTL is how long a process that died blocks the games whose
+	// leases it held: its liveness key's TTL (see rtmanager/lease).
+	LeaseOwnerTTL config.Duration `env:"LEASE_OWNER_TTL" envDefault:"10s"`
 
 	LobbyBaseURL string          `env:"LOBBY_INTERNAL_BASE_URL"`
 	LobbyTimeout config.Duration `env:"LOBBY_INTERNAL_TIMEOUT" envDefault:"1s"`
@@ -67,6 +71,9 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if c.GameLeaseTTLSeconds < 1 {
 		return fmt.Errorf("%sGAME_LEASE_TTL_SECONDS: must be at least 1, got %d", prefix, c.GameLeaseTTLSeconds)
+	}
+	if c.LeaseOwnerTTL.D() < time.Second {
+		return fmt.Errorf("%sLEASE_OWNER_TTL: must be at least 1s, got %s", prefix, c.LeaseOwnerTTL.D())
 	}
 	if c.ProbeFailuresThreshold < 1 {
 		return fmt.Errorf("%sPROBE_FAILURES_THRESHOLD: must be at least 1, got %d", prefix, c.ProbeFailuresThreshold)

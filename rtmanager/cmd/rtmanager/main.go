@@ -60,10 +60,18 @@ func main() {
 	engine := &docker.Engine{Client: dc, Network: cfg.DockerNetwork, Instance: cfg.InstanceID}
 	pub := &outbox.Publisher{Store: st, Redis: rdb, Logger: logger}
 	leaseTTL := time.Duration(cfg.GameLeaseTTLSeconds) * time.Second
+	owner, err := lease.NewOwner(rdb, cfg.LeaseOwnerTTL.D())
+	if err != nil {
+		lifecycle.Exit(logger, err)
+	}
+	if err := owner.Announce(ctx); err != nil {
+		// Run writes it again within a quarter of its TTL.
+		logger.Warn("lease owner not announced yet", "err", err)
+	}
 	run := &runner.Runner{
 		Store:   st,
 		Engine:  engine,
-		Leases:  &lease.Manager{Client: rdb, TTL: leaseTTL},
+		Leases:  &lease.Manager{Client: rdb, TTL: leaseTTL, Owner: owner},
 		Outbox:  pub,
 		Lobby:   &lobby.Client{BaseURL: cfg.LobbyBaseURL, Timeout: cfg.LobbyTimeout.D()},
 		Logger:  logger,
@@ -120,6 +128,7 @@ func main() {
 	parts := []lifecycle.Part{
 		{Name: "http", Run: func(ctx context.Context) error { return srv.Run(ctx, cfg.ShutdownTimeout.D()) }},
 		{Name: "outbox", Run: pub.Run},
+		{Name: "lease-owner", Run: owner.Run},
 		{Name: "probe", Run: mon.RunProbe},
 		{Name: "inspect", Run: mon.RunInspect},
 		{Name: "reconcile", Run: mon.RunReconcile},
@@ -138,6 +147,12 @@ func main() {
 		"docker_host", cfg.DockerHost, "network", cfg.DockerNetwork, "pull_policy", cfg.ImagePullPolicy,
 		"job_concurrency", cfg.JobConcurrency)
 	err = lifecycle.Run(ctx, logger, cfg.ShutdownTimeout.D(), parts...)
+	// Every job has stopped: a lease it failed to release is free at once.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	if rerr := owner.Retire(rctx); rerr != nil {
+		logger.Warn("retire lease owner; its key expires by itself", "err", rerr)
+	}
+	cancel()
 	if err != nil {
 		logger.Error("exiting", "err", err)
 		os.Exit(1)
