@@ -1,6 +1,8 @@
 package rtmnotification_test
 
 import (
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -22,7 +24,10 @@ var _ = Describe("start_config_invalid", Label(speclabel.Boundary, speclabel.Sta
 			_, err := pipeline.PublishStartJob(ctx, job)
 			Expect(err).NotTo(HaveOccurred())
 
-			failure := expectStartFailureReported(ctx, "runtime.start_config_invalid", job["game_id"], job["image_ref"])
+			// Invalid UTF-8 cannot travel in JSON or PostgreSQL text: the
+			// result, intent and mail carry U+FFFD in its place.
+			imageRef := strings.ToValidUTF8(job["image_ref"], "\uFFFD")
+			failure := expectStartFailureReported(ctx, "runtime.start_config_invalid", job["game_id"], imageRef)
 			Expect(failure.Intent.Payload["error_message"]).To(ContainSubstring(c.field))
 		},
 		Entry("missing image_ref", Label(speclabel.Smoke), invalidJob{
@@ -60,6 +65,20 @@ var _ = Describe("start_config_invalid", Label(speclabel.Boundary, speclabel.Sta
 		Entry("requested_at_ms that is not a number", invalidJob{
 			spoil: func(j map[string]string) { j["requested_at_ms"] = "yesterday" },
 			field: "requested_at_ms",
+		}),
+		// Hostile input: the message quotes the input, and it goes into
+		// PostgreSQL (which refuses NUL), a stream entry and an e-mail.
+		Entry("a config key with a NUL byte", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["config_json"] = `{"a\u0000b":1}` },
+			field: `config_json.a\x00b`,
+		}),
+		Entry("invalid UTF-8 in the image reference", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["image_ref"] = "galaxy/g\xffame:1" },
+			field: "image_ref",
+		}),
+		Entry("an oversized config_json", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["config_json"] = `{"env":{"K":"` + strings.Repeat("x", 128<<10) + `"}}` },
+			field: "config_json",
 		}),
 	)
 })

@@ -99,6 +99,13 @@ func (e *InvalidError) add(field, format string, args ...any) {
 	e.Fields = append(e.Fields, FieldError{Field: printable(field), Reason: printable(fmt.Sprintf(format, args...))})
 }
 
+// Recordable is an invalid job's value as its result, its intent and the
+// job record carry it: PostgreSQL text refuses NUL and invalid UTF-8, so
+// both become U+FFFD. Valid jobs never need it.
+func Recordable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // printable escapes, Go-style, what the message must not carry: inputs may
 // be any bytes, and the message goes into a PostgreSQL text column (which
 // refuses NUL), a stream entry and an operator's e-mail.

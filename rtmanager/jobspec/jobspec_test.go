@@ -242,3 +242,11 @@ func checkRejection(t *testing.T, err error) {
 		t.Fatalf("message carries unprintable characters: %q", err)
 	}
 }
+
+func TestRecordable(t *testing.T) {
+	for in, want := range map[string]string{"game-1": "game-1", "g\xffame": "g\uFFFDame", "a\x00b": "a\uFFFDb", "": ""} {
+		if got := Recordable(in); got != want {
+			t.Errorf("Recordable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -36,6 +36,7 @@ func (r *Runner) handleStart(ctx context.Context, msg streams.Message) error {
 	if verr != nil {
 		// No runtime row changes: an invalid job says nothing reliable about
 		// the game, which may well be running from an earlier, valid start.
+		base.gameID, base.imageRef = jobspec.Recordable(job.GameID), jobspec.Recordable(job.ImageRef)
 		base.result, base.code, base.message = Failed, StartConfigInvalid, verr.Error()
 		return r.finish(ctx, base)
 	}

@@ -31,6 +31,7 @@ func (r *Runner) handleStop(ctx context.Context, msg streams.Message) error {
 	}
 	base := outcome{kind: KindStop, jobID: job.JobID, entryID: msg.ID, gameID: job.GameID, attemptedAt: attempted}
 	if verr != nil {
+		base.gameID = jobspec.Recordable(job.GameID)
 		base.result, base.code, base.message = Failed, StopJobInvalid, verr.Error()
 		return r.finish(ctx, base)
 	}
