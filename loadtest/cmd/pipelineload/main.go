@@ -98,6 +98,9 @@ var servicePrefixes = map[string]string{
 }
 
 func main() {
+	// The harness brings Ginkgo, which registers its flags on the default
+	// set; -h should list this tool's own.
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var o options
 	flag.Float64Var(&o.rate, "rate", 200, "start jobs published per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long to publish at -rate after the warm-up (measured)")

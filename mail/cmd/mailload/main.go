@@ -39,6 +39,9 @@ import (
 )
 
 func main() {
+	// The harness brings Ginkgo, which registers its flags on the default
+	// set; -h should list this tool's own.
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var (
 		redisAddr = flag.String("redis", "127.0.0.1:6379", "Redis address of the mail service (with -mail)")
 		stream    = flag.String("stream", "mail:delivery_commands", "command stream")

@@ -66,6 +66,9 @@ type options struct {
 }
 
 func main() {
+	// The harness brings Ginkgo, which registers its flags on the default
+	// set; -h should list this tool's own.
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var o options
 	flag.IntVar(&o.n, "n", 20000, "intents in the burst phase (0 skips it)")
 	flag.IntVar(&o.rate, "rate", 1000, "intents per second in the paced phase (0 skips it)")

@@ -42,6 +42,9 @@ import (
 )
 
 func main() {
+	// The harness brings Ginkgo, which registers its flags on the default
+	// set; -h should list this tool's own.
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	games := flag.Int("games", 20, "games started and stopped")
 	dups := flag.Int("dups", 1, "extra start jobs per game (other job IDs, same game)")
 	replicas := flag.Int("replicas", 2, "rtmanager processes sharing the database and streams")
