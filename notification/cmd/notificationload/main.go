@@ -55,6 +55,7 @@ type options struct {
 	mailStream string
 	spawn      bool
 	withMail   bool
+	direct     bool
 	mailURL    string
 	replicas   int
 	extraEnv   string
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&o.mailURL, "mail-url", "", "Mail API base URL: also wait for the deliveries to be sent (without -spawn)")
 	flag.BoolVar(&o.spawn, "spawn", false, "start Redis, PostgreSQL and the service here")
 	flag.BoolVar(&o.withMail, "mail", false, "with -spawn: start the Mail Service too (stub SMTP) and wait for sent deliveries")
+	flag.BoolVar(&o.direct, "direct", false, "with -spawn: reach Redis and PostgreSQL at their containers' IPs, bypassing docker-proxy (harness.DirectAddr)")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -spawn: notification processes in the consumer group")
 	flag.StringVar(&o.extraEnv, "env", "", "with -spawn: extra NAME=value,NAME=value for the notification processes")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up waiting after this long per phase")
@@ -112,6 +114,9 @@ func run(o options) error {
 	if o.mailURL != "" {
 		fmt.Printf(" → Mail deliveries at %s", o.mailURL)
 	}
+	if o.direct {
+		fmt.Printf(" (Redis %s and PostgreSQL at their containers' IPs: no docker-proxy)", o.redisAddr)
+	}
 	fmt.Println()
 
 	if o.n > 0 {
@@ -142,11 +147,25 @@ func spawn(tb *harness.PackageTB, o *options) error {
 	redisSrv := harness.StartRedis(ctx, tb)
 	pg := harness.StartPostgres(ctx, tb)
 	o.redisAddr = redisSrv.Addr
+	database := func(name string) (string, error) {
+		dsn, err := pg.CreateDatabase(ctx, name)
+		if err != nil || !o.direct {
+			return dsn, err
+		}
+		return pg.DirectDSN(ctx, dsn)
+	}
+	if o.direct {
+		addr, err := redisSrv.DirectAddr(ctx)
+		if err != nil {
+			return err
+		}
+		o.redisAddr = addr
+	}
 	suffix := harness.UniqueSuffix()
 	o.intents = "notification:intents:" + suffix
 	o.mailStream = "mail:delivery_commands:" + suffix
 	bins := harness.BuildBinaries(tb, "./notification/cmd/notification")
-	dsn, err := pg.CreateDatabase(ctx, "notification_load")
+	dsn, err := database("notification_load")
 	if err != nil {
 		return err
 	}
@@ -154,7 +173,7 @@ func spawn(tb *harness.PackageTB, o *options) error {
 		addr := harness.FreeTCPAddress(tb)
 		env := map[string]string{
 			"NOTIFICATION_LOG_LEVEL":                              "warn",
-			"NOTIFICATION_REDIS_ADDR":                             redisSrv.Addr,
+			"NOTIFICATION_REDIS_ADDR":                             o.redisAddr,
 			"NOTIFICATION_POSTGRES_DSN":                           dsn,
 			"NOTIFICATION_INTERNAL_HTTP_ADDR":                     addr,
 			"NOTIFICATION_INTENTS_STREAM":                         o.intents,
@@ -175,7 +194,7 @@ func spawn(tb *harness.PackageTB, o *options) error {
 	}
 	if o.withMail {
 		mailBin := harness.BuildBinaries(tb, "./mail/cmd/mail")["mail"]
-		mailDSN, err := pg.CreateDatabase(ctx, "mail_load")
+		mailDSN, err := database("mail_load")
 		if err != nil {
 			return err
 		}
@@ -186,7 +205,7 @@ func spawn(tb *harness.PackageTB, o *options) error {
 		addr := harness.FreeTCPAddress(tb)
 		p := harness.StartProcess(tb, "mail", mailBin, map[string]string{
 			"MAIL_LOG_LEVEL":            "warn",
-			"MAIL_REDIS_ADDR":           redisSrv.Addr,
+			"MAIL_REDIS_ADDR":           o.redisAddr,
 			"MAIL_POSTGRES_DSN":         mailDSN,
 			"MAIL_INTERNAL_HTTP_ADDR":   addr,
 			"MAIL_COMMANDS_STREAM":      o.mailStream,
