@@ -52,6 +52,7 @@ func main() {
 		pipeline  = flag.Int("pipeline", 200, "commands per Redis round trip")
 		timeout   = flag.Duration("timeout", 5*time.Minute, "give up after this long")
 		source    = flag.String("source", "", "source of the commands (default: a fresh load-<time>)")
+		direct    = flag.Bool("direct", false, "when starting the stack: reach Redis and PostgreSQL at their containers' IPs, bypassing docker-proxy (harness.DirectAddr)")
 	)
 	flag.Parse()
 	if *source == "" {
@@ -70,7 +71,7 @@ func main() {
 			}
 		}()
 		if *mailURL == "" {
-			*redisAddr, *mailURL = startStack(ctx, tb, *stream)
+			*redisAddr, *mailURL = startStack(ctx, tb, *stream, *direct)
 		}
 		rdb := streams.NewClient(*redisAddr, "", 0)
 		defer rdb.Close()
@@ -84,10 +85,16 @@ func main() {
 
 // startStack starts Redis, PostgreSQL and a stub-mode mail process, and
 // returns the Redis address and the mail API's URL.
-func startStack(ctx context.Context, tb *harness.PackageTB, stream string) (string, string) {
+func startStack(ctx context.Context, tb *harness.PackageTB, stream string, direct bool) (string, string) {
 	rds := harness.StartRedis(ctx, tb)
 	pg := harness.StartPostgres(ctx, tb)
+	redisAddr := rds.Addr
 	dsn, err := pg.CreateDatabase(ctx, "mailload")
+	if err == nil && direct {
+		if redisAddr, err = rds.DirectAddr(ctx); err == nil {
+			dsn, err = pg.DirectDSN(ctx, dsn)
+		}
+	}
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
@@ -99,7 +106,7 @@ func startStack(ctx context.Context, tb *harness.PackageTB, stream string) (stri
 	addr := harness.FreeTCPAddress(tb)
 	proc := harness.StartProcess(tb, "mail", bin, map[string]string{
 		"MAIL_POSTGRES_DSN":       dsn,
-		"MAIL_REDIS_ADDR":         rds.Addr,
+		"MAIL_REDIS_ADDR":         redisAddr,
 		"MAIL_INTERNAL_HTTP_ADDR": addr,
 		"MAIL_TEMPLATE_DIR":       filepath.Join(root, "mail", "templates"),
 		"MAIL_COMMANDS_STREAM":    stream,
@@ -107,8 +114,8 @@ func startStack(ctx context.Context, tb *harness.PackageTB, stream string) (stri
 		"MAIL_LOG_LEVEL":          "warn",
 	})
 	harness.WaitForHTTPStatus(tb, proc, "http://"+addr+"/readyz", http.StatusOK)
-	fmt.Printf("started redis %s, postgres, mail %s (stub mode, defaults)\n", rds.Addr, addr)
-	return rds.Addr, "http://" + addr
+	fmt.Printf("started redis %s, postgres, mail %s (stub mode, defaults; direct to the containers: %v)\n", redisAddr, addr, direct)
+	return redisAddr, "http://" + addr
 }
 
 func run(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source string, n, rate, pipeline int) error {
