@@ -124,20 +124,7 @@ func (s *Store) Runtimes(ctx context.Context, states ...string) ([]Runtime, erro
 		q += ` WHERE state = ANY($1)`
 		args = append(args, states)
 	}
-	rows, err := s.pool.Query(ctx, q+` ORDER BY game_id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runtimes: %w", err)
-	}
-	defer rows.Close()
-	var out []Runtime
-	for rows.Next() {
-		r, err := scanRuntime(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list runtimes: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return s.queryRuntimes(ctx, q+` ORDER BY game_id`, args...)
 }
 
 // RuntimesPage returns up to limit runtimes with a game ID after the
@@ -151,27 +138,31 @@ func (s *Store) RuntimesPage(ctx context.Context, states []string, after string,
 		q += ` AND state = ANY($2)`
 		args = append(args, states)
 	}
-	q += fmt.Sprintf(` ORDER BY game_id LIMIT %d`, limit+1)
+	out, err := s.queryRuntimes(ctx, q+fmt.Sprintf(` ORDER BY game_id LIMIT %d`, limit+1), args...)
+	if err != nil || len(out) <= limit {
+		return out, "", err
+	}
+	return out[:limit], out[limit-1].GameID, nil
+}
+
+func (s *Store) queryRuntimes(ctx context.Context, q string, args ...any) ([]Runtime, error) {
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list runtimes: %w", err)
+		return nil, fmt.Errorf("list runtimes: %w", err)
 	}
 	defer rows.Close()
 	var out []Runtime
 	for rows.Next() {
 		r, err := scanRuntime(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("list runtimes: %w", err)
+			return nil, fmt.Errorf("list runtimes: %w", err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list runtimes: %w", err)
+		return nil, fmt.Errorf("list runtimes: %w", err)
 	}
-	if len(out) > limit {
-		return out[:limit], out[limit-1].GameID, nil
-	}
-	return out, "", nil
+	return out, nil
 }
 
 // MarkStarting records that a start is in progress: the row exists with
