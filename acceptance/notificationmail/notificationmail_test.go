@@ -2,6 +2,7 @@ package notificationmail_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/url"
 	"time"
@@ -95,6 +96,9 @@ var _ = Describe("Notification → Mail", Label(speclabel.Notification, speclabe
 		intent := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
 		intent["idempotency_key"] = harness.UniqueName("start-job")
 		first := svc.publish(ctx, intent)
+		Eventually(ctx, func(g Gomega) {
+			g.Expect(svc.record(ctx, g, first).Status).To(Equal("routed"))
+		}).Should(Succeed())
 		second := svc.publish(ctx, intent)
 
 		Eventually(ctx, func(g Gomega) {
@@ -102,14 +106,31 @@ var _ = Describe("Notification → Mail", Label(speclabel.Notification, speclabe
 			g.Expect(n.Status).To(Equal("skipped"))
 			g.Expect(n.DuplicateOf).To(HaveValue(Equal(first)))
 		}).Should(Succeed())
+		expectOneMailFor(ctx, first, second)
+	})
+
+	It("mails once when two intents with one idempotency key arrive together", func(ctx SpecContext) {
+		intent := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
+		intent["idempotency_key"] = harness.UniqueName("start-job")
+		a := svc.publish(ctx, intent)
+		b := svc.publish(ctx, intent)
+
+		// Two workers may take the entries at the same instant, so either
+		// may be recorded first: that one routes, the other is its
+		// duplicate.
+		var routed, duplicate string
 		Eventually(ctx, func(g Gomega) {
-			items := svc.deliveries(ctx, g, url.Values{"idempotency_key": {harness.AdminRouteKey(first, "nm-admin@example.com")}})
-			g.Expect(items).To(HaveLen(1))
-			g.Expect(items[0].Status).To(Equal("sent"))
+			na, nb := svc.record(ctx, g, a), svc.record(ctx, g, b)
+			routed, duplicate = a, b
+			if na.Status == "skipped" {
+				routed, duplicate = b, a
+			}
+			g.Expect(svc.record(ctx, g, routed).Status).To(Equal("routed"), "a: %s, b: %s", na.Status, nb.Status)
+			n := svc.record(ctx, g, duplicate)
+			g.Expect(n.Status).To(Equal("skipped"))
+			g.Expect(n.DuplicateOf).To(HaveValue(Equal(routed)))
 		}).Should(Succeed())
-		Consistently(ctx, func(g Gomega) {
-			g.Expect(svc.deliveries(ctx, g, url.Values{"idempotency_key": {harness.AdminRouteKey(second, "nm-admin@example.com")}})).To(BeEmpty())
-		}).Should(Succeed())
+		expectOneMailFor(ctx, routed, duplicate)
 	})
 
 	It("rejects a malformed intent and still mails the next one", func(ctx SpecContext) {
@@ -200,4 +221,18 @@ func toAny(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// expectOneMailFor checks that the routed intent's mail is sent and that the
+// duplicate's never is.
+func expectOneMailFor(ctx context.Context, routed, duplicate string) {
+	GinkgoHelper()
+	Eventually(ctx, func(g Gomega) {
+		items := svc.deliveries(ctx, g, url.Values{"idempotency_key": {harness.AdminRouteKey(routed, "nm-admin@example.com")}})
+		g.Expect(items).To(HaveLen(1))
+		g.Expect(items[0].Status).To(Equal("sent"))
+	}).Should(Succeed())
+	Consistently(ctx, func(g Gomega) {
+		g.Expect(svc.deliveries(ctx, g, url.Values{"idempotency_key": {harness.AdminRouteKey(duplicate, "nm-admin@example.com")}})).To(BeEmpty())
+	}).Should(Succeed())
 }
