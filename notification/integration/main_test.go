@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,28 +43,11 @@ func TestMain(m *testing.M) {
 	pg = harness.StartPostgres(ctx, tb)
 	rdb = redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true})
 	notificationBin = harness.BuildBinary(tb, "./notification/cmd/notification")
-	userServiceBin = tryBuild(tb, "./user/cmd/userservice", "userservice")
+	userServiceBin = harness.BuildBinary(tb, "./user/cmd/userservice")
 	code := m.Run()
 	_ = rdb.Close()
 	tb.Close()
 	os.Exit(code)
-}
-
-// tryBuild builds a main package that is not this package's own and may not
-// compile yet; "" when it does not.
-func tryBuild(tb *harness.PackageTB, pkg, name string) string {
-	root, err := harness.RepoRoot()
-	if err != nil {
-		return ""
-	}
-	out := filepath.Join(tb.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Logf("%s does not build; tests that need it are skipped: %v\n%s", pkg, err, b)
-		return ""
-	}
-	return out
 }
 
 // service is one notification process of a test with its streams.
@@ -315,9 +296,6 @@ type userService struct {
 
 func startUserService(t *testing.T) *userService {
 	t.Helper()
-	if userServiceBin == "" {
-		t.Skip("the User Service binary does not build")
-	}
 	dsn, err := pg.CreateDatabase(context.Background(), "users_"+t.Name())
 	if err != nil {
 		t.Fatal(err)
