@@ -22,11 +22,12 @@ RATE ?= 80
 DURATION ?= 60s
 SOAK_RATE ?= 50
 
-# Packages for `go test`: everything but the Ginkgo acceptance suites, which
-# `make acceptance` runs through the ginkgo CLI.
-GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance/')
+# Packages for `go test`: everything but the Ginkgo acceptance program (the
+# suite in acceptance/ and its area packages), which `make acceptance` runs
+# through the ginkgo CLI.
+GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance\(/\|$$\)')
 
-.PHONY: help images build lint vet staticcheck fmt-check unit fuzz acceptance repeat load soak test clean
+.PHONY: help images build lint vet staticcheck fmt-check tidy-check unit fuzz acceptance repeat bench-acceptance load soak test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -41,27 +42,32 @@ build: ## build the four service binaries into bin/
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# go.mod and go.sum say exactly what the code imports, direct requirements
+# marked direct.
+tidy-check:
+	$(GO) mod tidy -diff
+
 vet:
 	$(GO) vet ./...
 
 staticcheck:
 	$(GO) tool staticcheck ./...
 
-lint: fmt-check vet staticcheck ## gofmt, go vet and staticcheck
+lint: fmt-check tidy-check vet staticcheck ## gofmt, go mod tidy -diff, go vet and staticcheck
 
 unit: images ## unit and integration tests (real Redis, PostgreSQL, Docker)
 	@mkdir -p $(REPORTS)
 	$(GO) test -count=1 -timeout 20m $(GO_PACKAGES)
 
 fuzz: ## a short run of every fuzz target (FUZZTIME inputs each)
-	@for pkg in $$($(GO) list ./... | grep -v '^galaxy/acceptance/'); do \
+	@for pkg in $(GO_PACKAGES); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
 
-acceptance: images ## the Ginkgo acceptance suites (PROFILE=default|ci|smoke, LABELS='expr'); JUnit in reports/
+acceptance: images ## the acceptance suite (PROFILE=default|ci|smoke, LABELS='expr'); junit.xml and report.json in reports/
 	@mkdir -p $(REPORTS)
 	flags=$$($(GO) run ./harness/cmd/suiteflags -profile $(PROFILE) -label-filter '$(LABELS)' -output-dir $(REPORTS)) && \
 	  $(GO) tool ginkgo $$flags -r acceptance
@@ -71,10 +77,13 @@ repeat: images ## `make acceptance` N times in a row (N=20, PROFILE, LABELS); st
 	for i in $$(seq 1 $(N)); do \
 	  start=$$(date +%s); dir=$(REPORTS)/repeat/$$i; \
 	  if $(MAKE) --no-print-directory acceptance PROFILE=$(PROFILE) LABELS='$(LABELS)' REPORTS=$$dir >$$dir.log 2>&1; then ok=passed; else ok=FAILED; fi; \
-	  echo "run $$i/$(N): $$ok in $$(( $$(date +%s) - start ))s; $$($(GO) run ./harness/cmd/junitsummary $$dir 2>&1 | tail -1) (log: $$dir.log)"; \
+	  echo "run $$i/$(N): $$ok in $$(( $$(date +%s) - start ))s; $$($(GO) run ./harness/cmd/reportsummary $$dir/report.json 2>&1 | head -1) (log: $$dir.log)"; \
 	  if [ $$ok = FAILED ]; then exit 1; fi; \
 	done; \
 	echo "repeat: $(N) of $(N) runs passed in $$(( $$(date +%s) - t0 ))s"
+
+bench-acceptance: images ## time `make acceptance` (all, smoke, boundary) 3 times each; median and range into docs/performance.md
+	$(GO) run ./harness/cmd/benchacceptance -runs 3
 
 load: images ## the whole pipeline at RATE start jobs/s for DURATION (80, 60s); figures, CSV and plots in reports/
 	$(GO) run ./loadtest/cmd/pipelineload -rate $(RATE) -duration $(DURATION) -out $(REPORTS)

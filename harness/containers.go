@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
 // testcontainers reads its settings once, at its first call, so they are set
@@ -25,7 +26,12 @@ import (
 //     on 127.0.0.1 only, and the daemon shares the test's network namespace.
 //     Without it, testcontainers sees /.dockerenv on a machine that is itself
 //     a container and dials the default gateway, where nothing listens.
+//
+// testcontainers' default logger prints a banner about the daemon to stderr
+// on first contact; each container's own progress goes to its TB instead
+// (tbLogger), so the banner is dropped rather than flooding test output.
 func init() {
+	tclog.SetDefault(tclog.NewNoopLogger())
 	_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" {
 		_ = os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")

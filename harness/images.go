@@ -80,18 +80,32 @@ func BuildNonExecutableEntrypointImage(ctx context.Context, tb TB, reg *Registry
 
 // crossCompile builds pkgPath for linux/GOARCH with cgo off, so the binary
 // runs in an image with no libc. The daemon is assumed to run on the test
-// process's architecture.
+// process's architecture. Like the services, it builds into the binary cache,
+// so an unchanged package is not linked again; the caller reads the file
+// right away, under no lock, so it gets a snapshot too.
 func crossCompile(ctx context.Context, tb TB, pkgPath string) string {
 	tb.Helper()
-	root := mustRepoRoot(tb)
-	out := filepath.Join(tb.TempDir(), path.Base(pkgPath))
+	cache, err := openBinaryCache()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	unlock, err := cache.lock()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	defer unlock()
+	out := filepath.Join(cache.dir, "image-build", path.Base(pkgPath))
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkgPath)
-	cmd.Dir = root
+	cmd.Dir = mustRepoRoot(tb)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if output, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build %s for linux/%s: %v\n%s", pkgPath, runtime.GOARCH, err, output)
 	}
-	return out
+	snap, err := cache.snapshot(out)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return snap
 }
 
 // tarFile is one regular file of a layer.

@@ -59,24 +59,22 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 	// The build is CPU work and the containers mostly waiting: overlap them.
 	// go build runs without the TB (which must not be used from another
-	// goroutine); its directory is the TB's and its result is checked below.
+	// goroutine); its result is checked below.
 	type buildResult struct {
 		bins map[string]string
 		err  error
 	}
 	building := make(chan buildResult, 1)
-	binDir := tb.TempDir()
 	root := mustRepoRoot(tb)
 	go func() {
 		if len(pkgs) == 0 {
 			building <- buildResult{bins: map[string]string{}}
 			return
 		}
-		bins, err := goBuild(ctx, root, binDir, pkgs)
+		bins, err := goBuild(ctx, root, pkgs)
 		building <- buildResult{bins: bins, err: err}
 	}()
-	// Whatever happens below, wait for the build before the TB's directory
-	// is removed.
+	// Whatever happens below, wait for the build before the run ends.
 	var build buildResult
 	collected := false
 	collect := func() buildResult {
@@ -87,6 +85,7 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 	tb.Cleanup(func() { collect() })
 
+	EnsureLocalImages(ctx, tb)
 	redis := StartRedis(ctx, tb)
 	pg := StartPostgres(ctx, tb)
 	reg := StartRegistry(ctx, tb)

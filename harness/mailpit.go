@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -117,8 +116,7 @@ func (m *Mailpit) waitReady(ctx context.Context) error {
 }
 
 func (m *Mailpit) ready(ctx context.Context) error {
-	var info map[string]any
-	if err := GetJSON(ctx, m.APIURL+"/api/v1/info", &info); err != nil {
+	if _, err := m.Client().Info(ctx); err != nil {
 		return err
 	}
 	var d net.Dialer
@@ -129,38 +127,10 @@ func (m *Mailpit) ready(ctx context.Context) error {
 	return c.Close()
 }
 
-// MailpitAddress is an address of a received message.
-type MailpitAddress struct {
-	Name    string `json:"Name"`
-	Address string `json:"Address"`
-}
-
-// MailpitMessage is Mailpit's summary of a received message.
-type MailpitMessage struct {
-	ID        string           `json:"ID"`
-	MessageID string           `json:"MessageID"` // without angle brackets
-	Subject   string           `json:"Subject"`
-	From      *MailpitAddress  `json:"From"`
-	To        []MailpitAddress `json:"To"`
-	Created   time.Time        `json:"Created"`
-}
+// Client returns a client of this Mailpit's HTTP API.
+func (m *Mailpit) Client() *MailpitClient { return &MailpitClient{APIURL: m.APIURL} }
 
 // Messages returns every message Mailpit holds, newest first.
 func (m *Mailpit) Messages(ctx context.Context) ([]MailpitMessage, error) {
-	const page = 500
-	var out []MailpitMessage
-	for {
-		var body struct {
-			MessagesCount int              `json:"messages_count"`
-			Messages      []MailpitMessage `json:"messages"`
-		}
-		q := url.Values{"start": {fmt.Sprint(len(out))}, "limit": {fmt.Sprint(page)}}
-		if err := GetJSON(ctx, m.APIURL+"/api/v1/messages?"+q.Encode(), &body); err != nil {
-			return nil, fmt.Errorf("mailpit messages: %w", err)
-		}
-		out = append(out, body.Messages...)
-		if len(body.Messages) == 0 || len(out) >= body.MessagesCount {
-			return out, nil
-		}
-	}
+	return m.Client().Messages(ctx)
 }

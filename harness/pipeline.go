@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +31,20 @@ func (s PipelineStreams) All() []string {
 	return out
 }
 
+// NewPipelineStreams returns a fresh set of stream names: the contract's
+// names with a UniqueSuffix. Services given the same set are wired together.
+func NewPipelineStreams() PipelineStreams {
+	suffix := UniqueSuffix()
+	return PipelineStreams{
+		StartJobs:    "runtime:start_jobs:" + suffix,
+		StopJobs:     "runtime:stop_jobs:" + suffix,
+		JobResults:   "runtime:job_results:" + suffix,
+		HealthEvents: "runtime:health_events:" + suffix,
+		Intents:      "notification:intents:" + suffix,
+		MailCommands: "mail:delivery_commands:" + suffix,
+	}
+}
+
 // PipelineOptions shapes a pipeline.
 type PipelineOptions struct {
 	// AdminEmails maps a notification type to its comma-separated admin list
@@ -40,12 +53,22 @@ type PipelineOptions struct {
 	// Env adds or overrides variables per service name (userservice, mail,
 	// notification, rtmanager).
 	Env map[string]map[string]string
+	// Services are the services to start; nil means all four. They start
+	// in dependency order whatever the order here. Without the User
+	// Service, Notification's user routes fail and the pipeline waits only
+	// for its /healthz; without the Runtime Manager no Docker network is
+	// created.
+	Services []string
+	// SMTPAddr, when set, puts Mail in smtp mode against this server
+	// (MAIL_SMTP_FROM is DefaultSMTPFrom) instead of the stub.
+	SMTPAddr string
 }
 
 // Pipeline is the four services started for one Ginkgo process (or one plain
 // go test) against the shared Infra, wired exactly as the seed boundary test
 // wires them: RTM → notification:intents → Notification → mail commands →
-// Mail, with the User Service behind Notification.
+// Mail, with the User Service behind Notification. The fields of a service
+// left out by PipelineOptions.Services are nil or empty.
 type Pipeline struct {
 	Redis         *redis.Client
 	Streams       PipelineStreams
@@ -55,12 +78,24 @@ type Pipeline struct {
 	UserURL, MailURL, NotificationURL, RTManagerURL string
 
 	User, Mail, Notification, RTManager *Process
+
+	services map[string]*Service
 }
 
-// Processes returns the four service processes.
+// Processes returns the service processes, Runtime Manager first.
 func (p *Pipeline) Processes() []*Process {
-	return []*Process{p.RTManager, p.Notification, p.Mail, p.User}
+	var out []*Process
+	for _, proc := range []*Process{p.RTManager, p.Notification, p.Mail, p.User} {
+		if proc != nil {
+			out = append(out, proc)
+		}
+	}
+	return out
 }
+
+// Service returns the pipeline's service called name, or nil if it was not
+// started.
+func (p *Pipeline) Service(name string) *Service { return p.services[name] }
 
 // AdminEmailsVariable is the Notification variable holding notificationType's
 // admin list: runtime.image_pull_failed →
@@ -69,117 +104,63 @@ func AdminEmailsVariable(notificationType string) string {
 	return "NOTIFICATION_ADMIN_EMAILS_" + strings.ToUpper(strings.ReplaceAll(notificationType, ".", "_"))
 }
 
-// StartPipeline starts the User Service, Mail (stub SMTP), Notification and
-// the Runtime Manager, each with a fresh database, on per-pipeline streams
-// and a per-pipeline Docker network, and waits until each is ready. They are
+// StartPipeline starts the User Service, Mail (stub SMTP unless
+// opts.SMTPAddr), Notification and the Runtime Manager through
+// StartService, each with a fresh database, on per-pipeline streams and a
+// per-pipeline Docker network, and waits until each is ready. They are
 // stopped on clean-up.
 func StartPipeline(ctx context.Context, tb TB, infra Infra, opts PipelineOptions) *Pipeline {
 	tb.Helper()
-	suffix := UniqueSuffix()
-	streams := PipelineStreams{
-		StartJobs:    "runtime:start_jobs:" + suffix,
-		StopJobs:     "runtime:stop_jobs:" + suffix,
-		JobResults:   "runtime:job_results:" + suffix,
-		HealthEvents: "runtime:health_events:" + suffix,
-		Intents:      "notification:intents:" + suffix,
-		MailCommands: "mail:delivery_commands:" + suffix,
+	want := map[string]bool{}
+	names := opts.Services
+	if names == nil {
+		names = slices.Collect(maps.Keys(ServicePackages))
 	}
+	for _, name := range names {
+		if _, ok := LookupService(name); !ok {
+			tb.Fatalf("start pipeline: unknown service %q in PipelineOptions.Services", name)
+		}
+		want[name] = true
+	}
+	for name := range opts.Env {
+		if _, ok := LookupService(name); !ok {
+			tb.Fatalf("start pipeline: unknown service %q in PipelineOptions.Env", name)
+		}
+	}
+
 	rdb := redis.NewClient(&redis.Options{Addr: infra.RedisAddr, Protocol: 2, DisableIdentity: true})
 	tb.Cleanup(func() { _ = rdb.Close() })
-	p := &Pipeline{
-		Redis:         rdb,
-		Streams:       streams,
-		DockerNetwork: EnsureDockerNetwork(ctx, tb),
-		StateRoot:     tb.TempDir(),
+	p := &Pipeline{Redis: rdb, Streams: NewPipelineStreams(), services: map[string]*Service{}}
+	start := func(spec ServiceSpec) *Service {
+		spec.Infra = infra
+		spec.Streams = p.Streams
+		spec.Env = opts.Env[spec.Name]
+		s := StartService(ctx, tb, spec)
+		p.services[spec.Name] = s
+		return s
 	}
-	pg := infra.Postgres()
-	database := func(service string) string {
-		dsn, err := pg.CreateDatabase(ctx, service+"_"+suffix)
-		if err != nil {
-			tb.Fatalf("create %s database: %v", service, err)
+	if want["userservice"] {
+		s := start(ServiceSpec{Name: "userservice"})
+		p.User, p.UserURL = s.Process, s.URL
+	}
+	if want["mail"] {
+		s := start(ServiceSpec{Name: "mail", SMTPAddr: opts.SMTPAddr})
+		p.Mail, p.MailURL = s.Process, s.URL
+	}
+	if want["notification"] {
+		wait := WaitReady
+		if p.UserURL == "" {
+			wait = WaitHealthy
 		}
-		return dsn
+		s := start(ServiceSpec{Name: "notification", UserURL: p.UserURL, AdminEmails: opts.AdminEmails, Wait: wait})
+		p.Notification, p.NotificationURL = s.Process, s.URL
 	}
-	common := func(prefix, service string) map[string]string {
-		env := map[string]string{
-			prefix + "LOG_LEVEL":          "info",
-			prefix + "REDIS_ADDR":         infra.RedisAddr,
-			prefix + "POSTGRES_DSN":       database(service),
-			prefix + "INTERNAL_HTTP_ADDR": FreeTCPAddress(tb),
-			prefix + "SHUTDOWN_TIMEOUT":   "5s",
-			prefix + "STREAM_CLAIM_IDLE":  "2s",
-			prefix + "STREAM_CONSUMER":    service + "-" + suffix,
-			"OTEL_TRACES_EXPORTER":        "none",
-			"OTEL_METRICS_EXPORTER":       "none",
-		}
-		maps.Copy(env, opts.Env[service])
-		return env
+	if want["rtmanager"] {
+		// A fresh network and state root, unless opts.Env names them.
+		s := start(ServiceSpec{Name: "rtmanager"})
+		p.RTManager, p.RTManagerURL = s.Process, s.URL
+		p.DockerNetwork, p.StateRoot = s.DockerNetwork, s.StateRoot
 	}
-	start := func(service, prefix string, env map[string]string) (*Process, string) {
-		proc := StartProcess(tb, service, infra.Binary(tb, service), env)
-		base := "http://" + env[prefix+"INTERNAL_HTTP_ADDR"]
-		WaitForHTTPStatus(tb, proc, base+"/readyz", http.StatusOK)
-		return proc, base
-	}
-
-	userEnv := common("USERSERVICE_", "userservice")
-	p.User, p.UserURL = start("userservice", "USERSERVICE_", userEnv)
-
-	mailEnv := common("MAIL_", "mail")
-	root, err := RepoRoot()
-	if err != nil {
-		tb.Fatalf("%v", err)
-	}
-	mailEnv["MAIL_TEMPLATE_DIR"] = filepath.Join(root, "mail", "templates")
-	mailEnv["MAIL_SMTP_MODE"] = "stub"
-	mailEnv["MAIL_COMMANDS_STREAM"] = streams.MailCommands
-	mailEnv["MAIL_STREAM_BLOCK_TIMEOUT"] = "100ms"
-	mailEnv["MAIL_OPERATOR_REQUEST_TIMEOUT"] = "1s"
-	maps.Copy(mailEnv, opts.Env["mail"])
-	p.Mail, p.MailURL = start("mail", "MAIL_", mailEnv)
-
-	notificationEnv := common("NOTIFICATION_", "notification")
-	notificationEnv["NOTIFICATION_USER_SERVICE_BASE_URL"] = p.UserURL
-	notificationEnv["NOTIFICATION_USER_SERVICE_TIMEOUT"] = "1s"
-	notificationEnv["NOTIFICATION_INTENTS_READ_BLOCK_TIMEOUT"] = "100ms"
-	notificationEnv["NOTIFICATION_ROUTE_BACKOFF_MIN"] = "100ms"
-	notificationEnv["NOTIFICATION_ROUTE_BACKOFF_MAX"] = "100ms"
-	notificationEnv["NOTIFICATION_INTENTS_STREAM"] = streams.Intents
-	notificationEnv["NOTIFICATION_MAIL_COMMANDS_STREAM"] = streams.MailCommands
-	for notificationType, list := range opts.AdminEmails {
-		notificationEnv[AdminEmailsVariable(notificationType)] = list
-	}
-	maps.Copy(notificationEnv, opts.Env["notification"])
-	p.Notification, p.NotificationURL = start("notification", "NOTIFICATION_", notificationEnv)
-
-	rtmEnv := common("RTMANAGER_", "rtmanager")
-	for k, v := range map[string]string{
-		// No Lobby runs; the lookup is best-effort and must not abort starts.
-		"RTMANAGER_LOBBY_INTERNAL_BASE_URL":     "http://127.0.0.1:1",
-		"RTMANAGER_LOBBY_INTERNAL_TIMEOUT":      "200ms",
-		"RTMANAGER_DOCKER_HOST":                 infra.DockerHost,
-		"RTMANAGER_DOCKER_NETWORK":              p.DockerNetwork,
-		"RTMANAGER_GAME_STATE_ROOT":             p.StateRoot,
-		"RTMANAGER_REDIS_START_JOBS_STREAM":     streams.StartJobs,
-		"RTMANAGER_REDIS_STOP_JOBS_STREAM":      streams.StopJobs,
-		"RTMANAGER_REDIS_JOB_RESULTS_STREAM":    streams.JobResults,
-		"RTMANAGER_REDIS_HEALTH_EVENTS_STREAM":  streams.HealthEvents,
-		"RTMANAGER_NOTIFICATION_INTENTS_STREAM": streams.Intents,
-		"RTMANAGER_STREAM_BLOCK_TIMEOUT":        "200ms",
-		"RTMANAGER_RECONCILE_INTERVAL":          "5s",
-		"RTMANAGER_CLEANUP_INTERVAL":            "5s",
-		"RTMANAGER_INSPECT_INTERVAL":            "1s",
-		"RTMANAGER_PROBE_INTERVAL":              "1s",
-		"RTMANAGER_PROBE_TIMEOUT":               "1s",
-		"RTMANAGER_PROBE_FAILURES_THRESHOLD":    "3",
-		"RTMANAGER_GAME_LEASE_TTL_SECONDS":      "30",
-		"RTMANAGER_IMAGE_PULL_POLICY":           "if_missing",
-		"RTMANAGER_INSTANCE_ID":                 "rtm-" + suffix,
-	} {
-		rtmEnv[k] = v
-	}
-	maps.Copy(rtmEnv, opts.Env["rtmanager"])
-	p.RTManager, p.RTManagerURL = start("rtmanager", "RTMANAGER_", rtmEnv)
 	return p
 }
 

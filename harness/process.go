@@ -3,7 +3,6 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -17,15 +16,11 @@ import (
 	"github.com/onsi/gomega/gbytes"
 )
 
-// ServiceEnvPrefixes are the environment prefixes of the four services.
-// StartProcess drops every inherited variable with one of them, so a
-// developer's shell cannot leak configuration into a test.
-var ServiceEnvPrefixes = []string{"USERSERVICE_", "MAIL_", "NOTIFICATION_", "RTMANAGER_"}
-
 // Process is a service binary run by a test. Its stdout and stderr are kept
-// (Logs, Output) and, under Ginkgo, copied to GinkgoWriter line by line with
-// a "[name] " prefix. Its methods return errors rather than failing a TB, so
-// a spec other than the one that started it may stop, kill or restart it.
+// (Logs, Output); a failed spec shows them once, through AttachLogsOnFailure's
+// report entries, rather than also streamed to GinkgoWriter. Its methods
+// return errors rather than failing a TB, so a spec other than the one that
+// started it may stop, kill or restart it.
 type Process struct {
 	name        string
 	binary      string
@@ -55,17 +50,13 @@ func StartProcess(tb TB, name, binary string, env map[string]string) *Process {
 	}
 	maps.Copy(merged, cfg.ServiceEnv(name))
 
-	var mirror io.Writer
 	_, underGinkgo := tb.(ginkgo.FullGinkgoTInterface)
-	if underGinkgo {
-		mirror = ginkgo.GinkgoWriter
-	}
 	p := &Process{
 		name:        name,
 		binary:      binary,
 		env:         merged,
 		environ:     childEnviron(os.Environ(), merged),
-		log:         newProcessLog(name, mirror),
+		log:         newProcessLog(),
 		stopTimeout: cfg.Timeouts.ProcessStop,
 	}
 	if err := p.start(); err != nil {

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bytes"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,12 +13,8 @@ import (
 // processLog collects a process's output: all of it in a gbytes.Buffer (so a
 // test can wait for a line with gbytes.Say), and each line with the time it
 // arrived (so a failed spec can show only what was written while it ran).
-// With a mirror it also copies every line, prefixed with the process name,
-// there (GinkgoWriter).
 type processLog struct {
-	buf    *gbytes.Buffer
-	prefix string
-	mirror io.Writer
+	buf *gbytes.Buffer
 
 	mu      sync.Mutex
 	partial []byte
@@ -31,8 +26,8 @@ type logLine struct {
 	text string
 }
 
-func newProcessLog(name string, mirror io.Writer) *processLog {
-	return &processLog{buf: gbytes.NewBuffer(), prefix: "[" + name + "] ", mirror: mirror}
+func newProcessLog() *processLog {
+	return &processLog{buf: gbytes.NewBuffer()}
 }
 
 func (l *processLog) Write(p []byte) (int, error) {
@@ -61,9 +56,6 @@ func (l *processLog) note(text string) {
 
 func (l *processLog) addLine(at time.Time, text string) {
 	l.lines = append(l.lines, logLine{at: at, text: text})
-	if l.mirror != nil {
-		_, _ = io.WriteString(l.mirror, l.prefix+text+"\n")
-	}
 }
 
 // since returns the lines that arrived at or after t, at most limit (the last

@@ -16,11 +16,6 @@ func (p *Pipeline) JobResultsForGame(ctx context.Context, gameID string) ([]map[
 	return p.entriesForGame(ctx, p.Streams.JobResults, gameID)
 }
 
-// HealthEventsForGame returns the health events for gameID, oldest first.
-func (p *Pipeline) HealthEventsForGame(ctx context.Context, gameID string) ([]map[string]string, error) {
-	return p.entriesForGame(ctx, p.Streams.HealthEvents, gameID)
-}
-
 func (p *Pipeline) entriesForGame(ctx context.Context, stream, gameID string) ([]map[string]string, error) {
 	entries, err := p.Redis.XRange(ctx, stream, "-", "+").Result()
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package api is the Mail Service's internal HTTP API (CONTRACTS §5):
-// listing and reading deliveries, accepting commands over HTTP, and operator
-// resends.
+// listing and reading deliveries, counting those not finished, accepting
+// commands over HTTP, and operator resends.
 package api
 
 import (
@@ -50,6 +50,7 @@ type API struct {
 // Register adds the routes to srv.
 func (a *API) Register(srv *httpapi.Server) {
 	srv.Handle("GET /api/v1/internal/deliveries", a.list)
+	srv.Handle("GET /api/v1/internal/deliveries/in-flight", a.inFlight)
 	srv.Handle("GET /api/v1/internal/deliveries/{delivery_id}", a.get)
 	srv.Handle("POST /api/v1/internal/deliveries", a.create)
 	srv.Handle("POST /api/v1/internal/deliveries/{delivery_id}/resend", a.resend)

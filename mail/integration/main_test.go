@@ -19,8 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -31,11 +29,7 @@ import (
 	"galaxy/platform/streams"
 )
 
-var (
-	redisAddr  string
-	pgAdminDSN string
-	mailBinary string
-)
+var infra harness.Infra
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -47,9 +41,11 @@ func TestMain(m *testing.M) {
 	ctx := context.Background()
 	code := func() int {
 		defer tb.Close()
-		redisAddr = harness.StartRedis(ctx, tb).Addr
-		pgAdminDSN = harness.StartPostgres(ctx, tb).AdminDSN
-		mailBinary = harness.BuildBinary(tb, "./mail/cmd/mail")
+		infra = harness.Infra{
+			RedisAddr:        harness.StartRedis(ctx, tb).Addr,
+			PostgresAdminDSN: harness.StartPostgres(ctx, tb).AdminDSN,
+			Binaries:         harness.BuildBinaries(tb, harness.ServicePackages["mail"]),
+		}
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -58,59 +54,45 @@ func TestMain(m *testing.M) {
 // mailService is one running mail process and what a test needs to talk to it.
 type mailService struct {
 	t       *testing.T
+	svc     *harness.Service
 	proc    *harness.Process
 	baseURL string
 	stream  string
 	rdb     *redis.Client
-	env     map[string]string
 }
 
-func repoRoot(t testing.TB) string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("resolve repository root: runtime caller unavailable")
-	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+// testEnv is what these tests change of the harness's base environment.
+var testEnv = map[string]string{
+	// Quick takeover of a killed consumer's entries and quick sends.
+	"MAIL_STREAM_CLAIM_IDLE":    "1s",
+	"MAIL_SENDER_POLL_INTERVAL": "50ms",
+	// A resend waits for a real SMTP server's answer.
+	"MAIL_OPERATOR_REQUEST_TIMEOUT": "3s",
+	"MAIL_LOG_LEVEL":                "debug",
 }
 
 // startMail starts a mail process in stub mode with a fresh database and
 // stream; extra overrides its environment.
 func startMail(t *testing.T, extra map[string]string) *mailService {
 	t.Helper()
-	dsn, err := harness.CreateDatabase(context.Background(), pgAdminDSN, "mail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := harness.FreeTCPAddress(t)
-	stream := harness.UniqueName("mail:delivery_commands")
-	env := map[string]string{
-		"MAIL_POSTGRES_DSN":             dsn,
-		"MAIL_REDIS_ADDR":               redisAddr,
-		"MAIL_INTERNAL_HTTP_ADDR":       addr,
-		"MAIL_TEMPLATE_DIR":             filepath.Join(repoRoot(t), "mail", "templates"),
-		"MAIL_SMTP_MODE":                "stub",
-		"MAIL_COMMANDS_STREAM":          stream,
-		"MAIL_STREAM_BLOCK_TIMEOUT":     "100ms",
-		"MAIL_STREAM_CLAIM_IDLE":        "1s",
-		"MAIL_OPERATOR_REQUEST_TIMEOUT": "3s",
-		"MAIL_SHUTDOWN_TIMEOUT":         "3s",
-		"MAIL_SENDER_POLL_INTERVAL":     "50ms",
-		"MAIL_LOG_LEVEL":                "debug",
-		"OTEL_TRACES_EXPORTER":          "none",
-		"OTEL_METRICS_EXPORTER":         "none",
-	}
+	env := maps.Clone(testEnv)
 	maps.Copy(env, extra)
-	return startMailWithEnv(t, env)
+	return newMailService(t, harness.StartService(context.Background(), t, harness.ServiceSpec{
+		Name: "mail", Infra: infra, Env: env,
+	}))
 }
 
-func startMailWithEnv(t *testing.T, env map[string]string) *mailService {
+// replica starts a second mail process on s's database and stream, with its
+// own address and consumer name; env overrides.
+func (s *mailService) replica(t *testing.T, env map[string]string) *mailService {
 	t.Helper()
-	proc := harness.StartProcess(t, "mail", mailBinary, env)
-	baseURL := "http://" + env["MAIL_INTERNAL_HTTP_ADDR"]
-	harness.WaitForHTTPStatus(t, proc, baseURL+"/readyz", http.StatusOK)
-	rdb := streams.NewClient(redisAddr, "", 0)
+	return newMailService(t, s.svc.Replica(context.Background(), t, env))
+}
+
+func newMailService(t *testing.T, svc *harness.Service) *mailService {
+	rdb := streams.NewClient(infra.RedisAddr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &mailService{t: t, proc: proc, baseURL: baseURL, stream: env["MAIL_COMMANDS_STREAM"], rdb: rdb, env: env}
+	return &mailService{t: t, svc: svc, proc: svc.Process, baseURL: svc.URL, stream: svc.Streams.MailCommands, rdb: rdb}
 }
 
 // push adds one command to the service's stream, as raw fields.

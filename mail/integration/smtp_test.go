@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"galaxy/harness"
 )
 
 const smtpFrom = "Galaxy Mail <mail@galaxy.example>"
@@ -236,10 +234,7 @@ func TestInterruptedSendIsTakenAgain(t *testing.T) {
 	}
 
 	mp := startMailpit(t)
-	env := maps.Clone(s.env)
-	maps.Copy(env, smtpEnv(mp.SMTPAddr, nil))
-	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
-	s2 := startMailWithEnv(t, env)
+	s2 := s.replica(t, smtpEnv(mp.SMTPAddr, nil))
 	d := s2.byKey("crash-1", 30*time.Second, "sent")
 	if len(d.Attempts) != 2 || d.Attempts[0].Outcome != "interrupted" || d.Attempts[1].Outcome != "sent" {
 		t.Fatalf("attempts after a crash: %+v", d.Attempts)
@@ -254,10 +249,7 @@ func TestInterruptedSendIsTakenAgain(t *testing.T) {
 func TestReplicasShareTheQueue(t *testing.T) {
 	mp := startMailpit(t)
 	s1 := startMail(t, smtpEnv(mp.SMTPAddr, nil))
-	env := maps.Clone(s1.env)
-	env["MAIL_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
-	env["MAIL_STREAM_CONSUMER"] = "replica-2"
-	s2 := startMailWithEnv(t, env)
+	s2 := s1.replica(t, nil)
 	const n = 60
 	for i := range n {
 		c := templateCommand(fmt.Sprintf("replica-%d", i), fmt.Sprintf("r%d@example.com", i), "en", nil)

@@ -1,5 +1,6 @@
 // Package api serves the Notification Service's internal HTTP API
-// (CONTRACTS §5): recorded notifications with their status and routes.
+// (CONTRACTS §5): recorded notifications with their status and routes, and
+// how many routes still wait for their hand-off.
 package api
 
 import (
@@ -32,12 +33,14 @@ var (
 type Reader interface {
 	List(ctx context.Context, f store.Filter) ([]store.Notification, string, error)
 	Get(ctx context.Context, intentID string) (store.Notification, error)
+	InFlight(ctx context.Context) (store.InFlight, error)
 }
 
 // Register adds the API's routes to srv.
 func Register(srv *httpapi.Server, st Reader, logger *slog.Logger) {
 	h := handlers{st: st, logger: logger}
 	srv.Handle("GET /api/v1/internal/notifications", h.list)
+	srv.Handle("GET /api/v1/internal/notifications/in-flight", h.inFlight)
 	srv.Handle("GET /api/v1/internal/notifications/{intent_entry_id}", h.get)
 }
 

@@ -126,11 +126,9 @@ func TestInvalidConfigurationExitsWithCode2(t *testing.T) {
 	}
 	for variable, env := range cases {
 		t.Run(variable, func(t *testing.T) {
-			full := map[string]string{"NOTIFICATION_POSTGRES_DSN": "postgres://nowhere.invalid/db"}
-			for k, v := range env {
-				full[k] = v
-			}
-			p := harness.StartProcess(t, "notification", notificationBin, full)
+			p := harness.StartService(t.Context(), t, harness.ServiceSpec{
+				Name: "notification", Infra: infra, DSN: "postgres://nowhere.invalid/db", Env: env, Wait: harness.WaitNone,
+			}).Process
 			code, err := p.Wait(10 * time.Second)
 			if err != nil {
 				t.Fatalf("did not exit: %v", err)

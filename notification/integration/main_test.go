@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,24 +27,19 @@ import (
 )
 
 var (
-	redisSrv        *harness.Redis
-	pg              *harness.Postgres
-	rdb             *redis.Client
-	notificationBin string
-	// userServiceBin is empty when the User Service does not build; the
-	// tests that need it are skipped then.
-	userServiceBin string
+	infra harness.Infra
+	rdb   *redis.Client
 )
 
 func TestMain(m *testing.M) {
-	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	tb := harness.NewPackageTB("notification-integration")
 	ctx := context.Background()
-	redisSrv = harness.StartRedis(ctx, tb)
-	pg = harness.StartPostgres(ctx, tb)
-	rdb = redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true})
-	notificationBin = harness.BuildBinary(tb, "./notification/cmd/notification")
-	userServiceBin = harness.BuildBinary(tb, "./user/cmd/userservice")
+	infra = harness.Infra{
+		RedisAddr:        harness.StartRedis(ctx, tb).Addr,
+		PostgresAdminDSN: harness.StartPostgres(ctx, tb).AdminDSN,
+		Binaries:         harness.BuildBinaries(tb, harness.ServicePackages["notification"], harness.ServicePackages["userservice"]),
+	}
+	rdb = redis.NewClient(&redis.Options{Addr: infra.RedisAddr, Protocol: 2, DisableIdentity: true})
 	code := m.Run()
 	_ = rdb.Close()
 	tb.Close()
@@ -52,72 +48,54 @@ func TestMain(m *testing.M) {
 
 // service is one notification process of a test with its streams.
 type service struct {
+	svc           *harness.Service
 	proc          *harness.Process
 	baseURL       string
 	intentsStream string
 	mailStream    string
 	dsn           string
-	env           map[string]string
+}
+
+// testEnv is what these tests change of the harness's base environment.
+var testEnv = map[string]string{
+	// Retries spread a little, so a test sees several attempts.
+	"NOTIFICATION_ROUTE_BACKOFF_MAX": "400ms",
+	// The SIGTERM test wants a stop well within 5 s.
+	"NOTIFICATION_SHUTDOWN_TIMEOUT": "3s",
+	// Enough stream workers for these tests' volumes; the default 128 only
+	// adds contention on a small machine.
+	"NOTIFICATION_INTENTS_CONCURRENCY": "16",
 }
 
 // startNotification starts the notification binary with a fresh database and
-// fresh stream names; extra adds or overrides variables.
+// fresh stream names, with no User Service unless extra names one; extra adds
+// or overrides variables. It waits for /healthz only: /readyz includes the
+// User Service (waitReady).
 func startNotification(t *testing.T, extra map[string]string) *service {
 	t.Helper()
-	dsn, err := pg.CreateDatabase(context.Background(), "notification_"+t.Name())
-	if err != nil {
-		t.Fatal(err)
+	env := maps.Clone(testEnv)
+	maps.Copy(env, extra)
+	return newService(harness.StartService(context.Background(), t, harness.ServiceSpec{
+		Name: "notification", Infra: infra, Env: env, Wait: harness.WaitHealthy,
+	}))
+}
+
+func newService(svc *harness.Service) *service {
+	return &service{
+		svc:           svc,
+		proc:          svc.Process,
+		baseURL:       svc.URL,
+		intentsStream: svc.Streams.Intents,
+		mailStream:    svc.Streams.MailCommands,
+		dsn:           svc.DSN,
 	}
-	suffix := harness.UniqueSuffix()
-	env := map[string]string{
-		"NOTIFICATION_LOG_LEVEL":                  "info",
-		"NOTIFICATION_REDIS_ADDR":                 redisSrv.Addr,
-		"NOTIFICATION_POSTGRES_DSN":               dsn,
-		"NOTIFICATION_USER_SERVICE_BASE_URL":      "http://127.0.0.1:1",
-		"NOTIFICATION_USER_SERVICE_TIMEOUT":       "1s",
-		"NOTIFICATION_INTENTS_READ_BLOCK_TIMEOUT": "100ms",
-		"NOTIFICATION_ROUTE_BACKOFF_MIN":          "100ms",
-		"NOTIFICATION_ROUTE_BACKOFF_MAX":          "400ms",
-		"NOTIFICATION_INTENTS_STREAM":             "notification:intents:" + suffix,
-		"NOTIFICATION_MAIL_COMMANDS_STREAM":       "mail:delivery_commands:" + suffix,
-		"NOTIFICATION_SHUTDOWN_TIMEOUT":           "3s",
-		"NOTIFICATION_INTENTS_CONCURRENCY":        "16",
-		"OTEL_TRACES_EXPORTER":                    "none",
-		"OTEL_METRICS_EXPORTER":                   "none",
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	if _, ok := env["NOTIFICATION_INTERNAL_HTTP_ADDR"]; !ok {
-		env["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
-	}
-	s := &service{
-		baseURL:       "http://" + env["NOTIFICATION_INTERNAL_HTTP_ADDR"],
-		intentsStream: env["NOTIFICATION_INTENTS_STREAM"],
-		mailStream:    env["NOTIFICATION_MAIL_COMMANDS_STREAM"],
-		dsn:           dsn,
-		env:           env,
-	}
-	s.proc = harness.StartProcess(t, "notification", notificationBin, env)
-	harness.WaitForHTTPStatus(t, s.proc, s.baseURL+"/healthz", http.StatusOK)
-	return s
 }
 
 // replica starts another notification process on the same database and
 // streams as s, with its own HTTP address.
 func (s *service) replica(t *testing.T) *service {
 	t.Helper()
-	env := map[string]string{}
-	for k, v := range s.env {
-		env[k] = v
-	}
-	env["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(t)
-	r := *s
-	r.env = env
-	r.baseURL = "http://" + env["NOTIFICATION_INTERNAL_HTTP_ADDR"]
-	r.proc = harness.StartProcess(t, "notification-replica", notificationBin, env)
-	harness.WaitForHTTPStatus(t, r.proc, r.baseURL+"/healthz", http.StatusOK)
-	return &r
+	return newService(s.svc.Replica(context.Background(), t, nil))
 }
 
 // adminIntent is a valid admin intent for the given type and game.
@@ -296,22 +274,10 @@ type userService struct {
 
 func startUserService(t *testing.T) *userService {
 	t.Helper()
-	dsn, err := pg.CreateDatabase(context.Background(), "users_"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := harness.FreeTCPAddress(t)
-	p := harness.StartProcess(t, "userservice", userServiceBin, map[string]string{
-		"USERSERVICE_POSTGRES_DSN":       dsn,
-		"USERSERVICE_INTERNAL_HTTP_ADDR": addr,
-		"USERSERVICE_SHUTDOWN_TIMEOUT":   "2s",
-		"USERSERVICE_LOG_LEVEL":          "warn",
-		"OTEL_TRACES_EXPORTER":           "none",
-		"OTEL_METRICS_EXPORTER":          "none",
+	svc := harness.StartService(context.Background(), t, harness.ServiceSpec{
+		Name: "userservice", Infra: infra, Env: map[string]string{"USERSERVICE_LOG_LEVEL": "warn"},
 	})
-	u := &userService{proc: p, baseURL: "http://" + addr}
-	harness.WaitForHTTPStatus(t, p, u.baseURL+"/readyz", http.StatusOK)
-	return u
+	return &userService{proc: svc.Process, baseURL: svc.URL}
 }
 
 func (u *userService) create(t *testing.T, user map[string]any) {

@@ -1,5 +1,5 @@
 // Package api serves the Runtime Manager's internal HTTP API (CONTRACTS §5):
-// the runtimes it manages, as recorded.
+// the runtimes it manages, as recorded, and the work it has under way.
 package api
 
 import (

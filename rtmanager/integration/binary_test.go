@@ -16,61 +16,31 @@ import (
 	"galaxy/platform/streams"
 )
 
-// rtmProcess starts the rtmanager binary the way the boundary suite does
-// (same variables), on a fresh database, streams and network.
+// rtmProcess is the rtmanager binary started through the harness, as the
+// boundary suites start it, on a fresh database, streams and network.
 type rtmProcess struct {
 	proc    *harness.Process
 	baseURL string
 	rdb     *redis.Client
-	env     map[string]string
+	streams harness.PipelineStreams
 }
 
-func startRTManager(t *testing.T, overrides map[string]string) *rtmProcess {
+func startRTManager(t *testing.T, wait harness.Readiness, overrides map[string]string) *rtmProcess {
 	t.Helper()
-	ctx := context.Background()
-	dsn, err := shared.pg.CreateDatabase(ctx, "rtmanager_bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := harness.FreeTCPAddress(t)
-	suffix := harness.UniqueSuffix()
-	env := map[string]string{
-		"RTMANAGER_POSTGRES_DSN":                dsn,
-		"RTMANAGER_REDIS_ADDR":                  shared.redis.Addr,
-		"RTMANAGER_LOG_LEVEL":                   "info",
-		"RTMANAGER_INTERNAL_HTTP_ADDR":          addr,
-		"RTMANAGER_LOBBY_INTERNAL_BASE_URL":     "http://127.0.0.1:1",
-		"RTMANAGER_LOBBY_INTERNAL_TIMEOUT":      "200ms",
-		"RTMANAGER_DOCKER_HOST":                 harness.DockerHost(),
-		"RTMANAGER_GAME_STATE_ROOT":             t.TempDir(),
-		"RTMANAGER_REDIS_START_JOBS_STREAM":     "runtime:start_jobs:" + suffix,
-		"RTMANAGER_REDIS_STOP_JOBS_STREAM":      "runtime:stop_jobs:" + suffix,
-		"RTMANAGER_REDIS_JOB_RESULTS_STREAM":    "runtime:job_results:" + suffix,
-		"RTMANAGER_REDIS_HEALTH_EVENTS_STREAM":  "runtime:health_events:" + suffix,
-		"RTMANAGER_NOTIFICATION_INTENTS_STREAM": "notification:intents:" + suffix,
-		"RTMANAGER_STREAM_BLOCK_TIMEOUT":        "200ms",
-		"RTMANAGER_RECONCILE_INTERVAL":          "5s",
-		"RTMANAGER_CLEANUP_INTERVAL":            "5s",
-		"RTMANAGER_INSPECT_INTERVAL":            "5s",
-		"RTMANAGER_PROBE_INTERVAL":              "5s",
-		"RTMANAGER_PROBE_TIMEOUT":               "1s",
-		"RTMANAGER_PROBE_FAILURES_THRESHOLD":    "3",
-		"RTMANAGER_GAME_LEASE_TTL_SECONDS":      "30",
-		"RTMANAGER_IMAGE_PULL_POLICY":           "if_missing",
-		"RTMANAGER_SHUTDOWN_TIMEOUT":            "5s",
-		"OTEL_TRACES_EXPORTER":                  "none",
-		"OTEL_METRICS_EXPORTER":                 "none",
-	}
-	if _, ok := overrides["RTMANAGER_DOCKER_NETWORK"]; !ok {
-		env["RTMANAGER_DOCKER_NETWORK"] = harness.EnsureDockerNetwork(ctx, t)
-	}
-	for k, v := range overrides {
-		env[k] = v
-	}
-	p := harness.StartProcess(t, "rtmanager", shared.rtmanagerPath, env)
+	svc := harness.StartService(context.Background(), t, harness.ServiceSpec{
+		Name: "rtmanager",
+		Infra: harness.Infra{
+			RedisAddr:        shared.redis.Addr,
+			PostgresAdminDSN: shared.pg.AdminDSN,
+			DockerHost:       harness.DockerHost(),
+		},
+		Binary: shared.rtmanagerPath,
+		Env:    overrides,
+		Wait:   wait,
+	})
 	rdb := streams.NewClient(shared.redis.Addr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &rtmProcess{proc: p, baseURL: "http://" + addr, rdb: rdb, env: env}
+	return &rtmProcess{proc: svc.Process, baseURL: svc.URL, rdb: rdb, streams: svc.Streams}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -90,17 +60,16 @@ func get(t *testing.T, url string) (int, string) {
 // runtime.image_pull_failed intent with the frozen payload, and the HTTP API
 // shows the failed runtime.
 func TestBinaryBoundary(t *testing.T) {
-	r := startRTManager(t, nil)
-	harness.WaitForHTTPStatus(t, r.proc, r.baseURL+"/readyz", http.StatusOK)
+	r := startRTManager(t, harness.WaitReady, nil)
 	ctx := context.Background()
 	g := gameID(t)
 	const ref = "galaxy/integration-missing:0.0.0"
-	if _, err := r.rdb.XAdd(ctx, &redis.XAddArgs{Stream: r.env["RTMANAGER_REDIS_START_JOBS_STREAM"], Values: map[string]any{
+	if _, err := r.rdb.XAdd(ctx, &redis.XAddArgs{Stream: r.streams.StartJobs, Values: map[string]any{
 		"game_id": g, "image_ref": ref, "requested_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
 	}}).Result(); err != nil {
 		t.Fatal(err)
 	}
-	intents := r.env["RTMANAGER_NOTIFICATION_INTENTS_STREAM"]
+	intents := r.streams.Intents
 	var entry redis.XMessage
 	eventually(t, 30*time.Second, "intent", func() bool {
 		msgs, err := r.rdb.XRange(ctx, intents, "-", "+").Result()
@@ -121,7 +90,7 @@ func TestBinaryBoundary(t *testing.T) {
 		t.Errorf("payload = %v", payload)
 	}
 	t.Logf("error_message: %v", payload["error_message"])
-	results, err := r.rdb.XRange(ctx, r.env["RTMANAGER_REDIS_JOB_RESULTS_STREAM"], "-", "+").Result()
+	results, err := r.rdb.XRange(ctx, r.streams.JobResults, "-", "+").Result()
 	if err != nil || len(results) != 1 || field(results[0], "outcome") != "failed" {
 		t.Errorf("results = %v, %v", results, err)
 	}
@@ -171,8 +140,7 @@ func TestBinaryBoundary(t *testing.T) {
 // TestBinaryNotReadyWithoutTheNetwork: a missing game network makes /readyz
 // 503 with the docker_network check named.
 func TestBinaryNotReadyWithoutTheNetwork(t *testing.T) {
-	r := startRTManager(t, map[string]string{"RTMANAGER_DOCKER_NETWORK": "galaxy-no-such-network-" + harness.UniqueSuffix()})
-	harness.WaitForHTTPStatus(t, r.proc, r.baseURL+"/healthz", http.StatusOK)
+	r := startRTManager(t, harness.WaitHealthy, map[string]string{"RTMANAGER_DOCKER_NETWORK": "galaxy-no-such-network-" + harness.UniqueSuffix()})
 	code, body := get(t, r.baseURL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "docker_network") {
 		t.Errorf("readyz = %d %s", code, body)
@@ -191,7 +159,7 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 		"RTMANAGER_PROBE_FAILURES_THRESHOLD": "x",
 	} {
 		t.Run(variable, func(t *testing.T) {
-			r := startRTManager(t, map[string]string{variable: value, "RTMANAGER_DOCKER_NETWORK": "unused"})
+			r := startRTManager(t, harness.WaitNone, map[string]string{variable: value, "RTMANAGER_DOCKER_NETWORK": "unused"})
 			code, err := r.proc.Wait(10 * time.Second)
 			if err != nil {
 				t.Fatal(err)

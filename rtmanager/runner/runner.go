@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -84,6 +85,22 @@ type Runner struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Cfg     Config
+
+	// running counts the job handlers executing now. The stream's pending
+	// list shows a job's entry too, but also while it waits for another
+	// delivery after a failure; this counts the jobs actually under way, so
+	// the API can tell a manager in the middle of a start from an idle one.
+	running atomic.Int64
+}
+
+// Running returns the number of start and stop jobs this process is
+// executing.
+func (r *Runner) Running() int64 { return r.running.Load() }
+
+// track counts one job as running until the returned function is called.
+func (r *Runner) track() func() {
+	r.running.Add(1)
+	return func() { r.running.Add(-1) }
 }
 
 // Metrics counts job outcomes.

@@ -19,6 +19,7 @@ import (
 
 // HandleStart is the streams.Handler of the start job stream.
 func (r *Runner) HandleStart(ctx context.Context, msg streams.Message) error {
+	defer r.track()()
 	return infrastructure(r.handleStart(ctx, msg))
 }
 

@@ -19,6 +19,7 @@ import (
 // the game's container, keep its state directory, record state stopped.
 // Stopping a game that has no container succeeds: the wanted end state holds.
 func (r *Runner) HandleStop(ctx context.Context, msg streams.Message) error {
+	defer r.track()()
 	return infrastructure(r.handleStop(ctx, msg))
 }
 

@@ -9,7 +9,7 @@
 // so no value may contain white space: white space around label-filter
 // operators is removed, and white space inside a label is an error. -lines
 // prints one flag per line instead. An unknown profile, a bad file or a bad
-// filter exits 1 (2 for bad usage) with the reason on stderr.
+// filter (one naming a label outside harness/speclabel) exits 1 (2 for bad usage) with the reason on stderr.
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
 func main() {
@@ -81,6 +82,11 @@ func profileFlags(configPath, profileName, labelFilter, outputDir string, words 
 		if strings.ContainsFunc(profile.OutputDir, unicode.IsSpace) {
 			return nil, fmt.Errorf("output dir %q: white space cannot pass through word splitting (use -lines)", profile.OutputDir)
 		}
+	}
+	// A misspelt label would select nothing; fail here, before the images
+	// and binaries are built.
+	if err := speclabel.CheckFilter(profile.LabelFilter); err != nil {
+		return nil, err
 	}
 	flags := profile.Flags()
 	if words {

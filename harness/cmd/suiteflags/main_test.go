@@ -35,11 +35,11 @@ func runCmd(args ...string) (int, string, string) {
 
 func TestPrintsProfileFlags(t *testing.T) {
 	path := writeConfig(t, testConfig)
-	code, out, errOut := runCmd("-config", path, "-profile", "ci", "-label-filter", "smoke && ! quarantine", "-output-dir", "reports")
+	code, out, errOut := runCmd("-config", path, "-profile", "ci", "-label-filter", "smoke && ! security", "-output-dir", "reports")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := "--procs=2 --label-filter=(!slow)&&(smoke&&!quarantine) --fail-on-empty --junit-report=junit.xml --output-dir=reports\n"
+	want := "--procs=2 --label-filter=(!slow)&&(smoke&&!security) --fail-on-empty --junit-report=junit.xml --output-dir=reports\n"
 	if out != want {
 		t.Fatalf("output\n got %q\nwant %q", out, want)
 	}
@@ -47,8 +47,8 @@ func TestPrintsProfileFlags(t *testing.T) {
 
 func TestLines(t *testing.T) {
 	path := writeConfig(t, testConfig)
-	code, out, _ := runCmd("-config", path, "-profile", "ci", "-lines", "-label-filter", "a b")
-	if code != 0 || !strings.Contains(out, "--label-filter=(!slow)&&(a b)\n") {
+	code, out, _ := runCmd("-config", path, "-profile", "ci", "-lines", "-label-filter", "smoke && !security")
+	if code != 0 || !strings.Contains(out, "--label-filter=(!slow)&&(smoke && !security)\n") {
 		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
@@ -78,6 +78,16 @@ func TestSpaceInsideLabel(t *testing.T) {
 	code, _, errOut := runCmd("-config", path, "-profile", "ci", "-label-filter", "image pull")
 	if code != 1 || !strings.Contains(errOut, "white space") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A misspelt label stops the run before anything is built, naming the label
+// and the known ones.
+func TestUnknownLabel(t *testing.T) {
+	path := writeConfig(t, testConfig)
+	code, out, errOut := runCmd("-config", path, "-profile", "ci", "-label-filter", "image_pul_failed")
+	if code != 1 || out != "" || !strings.Contains(errOut, `unknown label "image_pul_failed"`) || !strings.Contains(errOut, "image_pull_failed") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 

@@ -77,25 +77,11 @@ func (e envFlag) String() string { return fmt.Sprint(map[string]string(e)) }
 
 func (e envFlag) Set(v string) error {
 	name, value, ok := strings.Cut(v, "=")
-	if !ok || serviceOf(name) == "" {
+	if _, known := harness.ServiceOfVariable(name); !ok || !known {
 		return fmt.Errorf("want NAME=VALUE with NAME starting with one of %v, got %q", harness.ServiceEnvPrefixes, v)
 	}
 	e[name] = value
 	return nil
-}
-
-// serviceOf returns the service whose environment prefix name has, or "".
-func serviceOf(name string) string {
-	for service, prefix := range servicePrefixes {
-		if strings.HasPrefix(name, prefix) {
-			return service
-		}
-	}
-	return ""
-}
-
-var servicePrefixes = map[string]string{
-	"userservice": "USERSERVICE_", "mail": "MAIL_", "notification": "NOTIFICATION_", "rtmanager": "RTMANAGER_",
 }
 
 func main() {
@@ -174,14 +160,15 @@ func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 		}
 	}
 	env := map[string]map[string]string{}
-	for service, prefix := range servicePrefixes {
-		env[service] = map[string]string{prefix + "LOG_LEVEL": o.logLevel}
+	for _, d := range harness.ServiceDefs() {
+		env[d.Name] = map[string]string{d.Prefix + "LOG_LEVEL": o.logLevel}
 	}
 	if o.rtmConcurrency > 0 {
 		env["rtmanager"]["RTMANAGER_JOB_CONCURRENCY"] = strconv.Itoa(o.rtmConcurrency)
 	}
 	for name, value := range o.env {
-		env[serviceOf(name)][name] = value
+		d, _ := harness.ServiceOfVariable(name)
+		env[d.Name][name] = value
 	}
 	say("starting the pipeline…")
 	p := harness.StartPipeline(ctx, tb, infra, harness.PipelineOptions{

@@ -109,6 +109,7 @@ func main() {
 	srv.AddCheck("docker", engine.Ping)
 	srv.AddCheck("docker_network", engine.CheckNetwork)
 	api.Register(srv, st)
+	api.RegisterInFlight(srv, st, run)
 	if err := srv.Listen(); err != nil {
 		lifecycle.Exit(logger, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err))
 	}

@@ -1,0 +1,45 @@
+// Package acceptance_test is the one acceptance program of the Galaxy
+// platform: one Ginkgo suite whose areas — the boundary of the three failure
+// kinds, the Runtime Manager on Docker, Notification → Mail, Mail, hostile
+// input, security, resilience — are the packages imported below. Process 1
+// starts the shared world once per run; every process starts the pipelines
+// its specs need, once each, when the first spec asks (acceptance/framework).
+// docs/acceptance.md explains the areas, labels and reports.
+package acceptance_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/acceptance/framework"
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+
+	_ "galaxy/acceptance/boundary"
+	_ "galaxy/acceptance/hostileinput"
+	_ "galaxy/acceptance/mail"
+	_ "galaxy/acceptance/notificationmail"
+	_ "galaxy/acceptance/resilience"
+	_ "galaxy/acceptance/runtime"
+	_ "galaxy/acceptance/security"
+)
+
+func TestAcceptance(t *testing.T) {
+	// A filter naming an unknown label would select nothing and pass: stop
+	// before anything starts.
+	suite, _ := GinkgoConfiguration()
+	if err := speclabel.CheckFilter(suite.LabelFilter); err != nil {
+		t.Fatal(err)
+	}
+	RegisterFailHandler(Fail)
+	harness.ConfigureGomega(t)
+	RunSpecs(t, "Galaxy acceptance")
+}
+
+var _ = SynchronizedBeforeSuite(framework.StartWorld, framework.JoinWorld, NodeTimeout(harness.SuiteSetupTimeout))
+
+var _ = AfterSuite(framework.Shutdown)
+
+var _ = AfterEach(framework.ReportFailure, NodeTimeout(harness.ReportTimeout))

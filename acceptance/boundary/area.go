@@ -1,0 +1,42 @@
+// Package boundary is the boundary area Runtime Manager → Notification →
+// Mail. It drives real binaries of the four services on real Redis,
+// PostgreSQL and Docker, and proves the contract of ../../docs/contracts.md:
+// when a game cannot be started, the Runtime Manager publishes exactly one
+// admin intent of the right kind on notification:intents, Notification routes
+// it to the admin list configured for that kind, and Mail records exactly one
+// sent delivery with the intent's payload as template variables — and
+// nothing is left running on Docker.
+//
+// Every process runs one boundary pipeline (its own streams, databases and
+// Docker network), started by the first boundary spec it runs.
+package boundary
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+
+	"galaxy/acceptance/framework"
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+)
+
+// The admin list of each failure kind. Each kind has its own recipient, so a
+// spec proves that Notification honours the list per type.
+var adminRecipient = map[string]string{
+	"runtime.image_pull_failed":      "rtm-admin@example.com",
+	"runtime.container_start_failed": "rtm-start-admin@example.com",
+	"runtime.start_config_invalid":   "rtm-config-admin@example.com",
+}
+
+var (
+	infra    harness.Infra
+	pipeline *harness.Pipeline // this process's boundary pipeline
+)
+
+var area = framework.Area{Label: speclabel.Boundary, Setup: func(ctx SpecContext) {
+	infra = framework.Infra()
+	pipeline = framework.Pipeline(ctx, "boundary", harness.PipelineOptions{AdminEmails: adminRecipient})
+}}
+
+// describe is the area's Describe: its specs are labelled boundary, named "[boundary] …",
+// with the pipeline started before they run.
+func describe(text string, args ...any) bool { return area.Describe(text, args...) }

@@ -1,0 +1,46 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+
+	"galaxy/harness"
+)
+
+// pipeline is a harness.Pipeline as a shared resource.
+type pipeline struct {
+	*harness.Pipeline
+	name string
+}
+
+func (p pipeline) Name() string { return p.name }
+
+// Pipeline returns this process's pipeline started with opts, starting it the
+// first time: specs that ask for the same options share one pipeline (the
+// options are the key, so two areas configured alike share it too); name says
+// in reports which it is.
+func Pipeline(ctx context.Context, name string, opts harness.PipelineOptions) *harness.Pipeline {
+	key, err := json.Marshal(opts)
+	if err != nil {
+		panic(err) // options are maps of strings: they always marshal
+	}
+	return Shared(ctx, "pipeline "+string(key), func(ctx context.Context, tb harness.TB) pipeline {
+		return pipeline{Pipeline: harness.StartPipeline(ctx, tb, world, opts), name: name + " pipeline"}
+	}).Pipeline
+}
+
+// Settle waits until p has nothing in flight (harness.Pipeline.Settled), for
+// at most the suite's Eventually timeout, and fails the spec with what was
+// still in flight otherwise. "Exactly one, nothing more" is asserted after
+// it: whatever a spec's input was going to cause has happened by then.
+func Settle(ctx context.Context, p *harness.Pipeline) {
+	ginkgo.GinkgoHelper()
+	cfg, err := harness.LoadSuiteConfig()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	ctx, cancel := context.WithTimeout(ctx, cfg.Eventually.Timeout)
+	defer cancel()
+	gomega.Expect(p.Settled(ctx)).To(gomega.Succeed())
+}

@@ -1,0 +1,198 @@
+// Package mail is the Mail Service's area of the acceptance suite. It drives the
+// real mail binary on real Redis and PostgreSQL, sending to a real SMTP
+// server (Mailpit), and proves through public surfaces only — the command
+// stream and its dead letters, the internal HTTP API, and what the SMTP
+// server received — the contract of ../../docs/contracts.md §3 and §5 and
+// the behaviour of ../../docs/mail.md: a command becomes one rendered,
+// correctly encoded message, exactly once; malformed commands are
+// dead-lettered without stopping the stream; SMTP failures are retried or
+// fail the delivery according to the reply.
+//
+// Every process runs its own Mailpit and its own mail process (smtp mode, short
+// retry schedule) on its own stream and database. Specs that stop Mailpit or
+// set its chaos triggers restore it in DeferCleanup.
+package mail
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/acceptance/framework"
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+)
+
+var (
+	infra harness.Infra
+	svc   *service // this process's Mail and Mailpit
+)
+
+var area = framework.Area{Label: speclabel.Mail, Setup: func(ctx SpecContext) {
+	infra = framework.Infra()
+	svc = framework.Shared(ctx, "mail with mailpit", startService)
+}}
+
+// describe registers Mail specs.
+func describe(text string, args ...any) bool { return area.Describe(text, args...) }
+
+// service is one process's mail service, its stream and its SMTP server,
+// with a client of each API.
+type service struct {
+	rdb     *redis.Client
+	stream  string
+	baseURL string
+	mail    *harness.Process
+	api     *harness.MailClient
+	mailpit *harness.Mailpit
+	smtp    *harness.MailpitClient
+}
+
+// Name and Processes make the service a shared resource of the process.
+func (s *service) Name() string { return "mail with mailpit" }
+func (s *service) Processes() []*harness.Process {
+	return []*harness.Process{s.mail, s.mailpit.Process}
+}
+
+// startService starts Mailpit and a mail process in smtp mode pointed at it,
+// with a fresh database and stream, and waits until both are ready.
+func startService(ctx context.Context, tb harness.TB) *service {
+	suffix := harness.UniqueSuffix()
+	s := &service{
+		rdb:     redis.NewClient(&redis.Options{Addr: infra.RedisAddr, Protocol: 2, DisableIdentity: true}),
+		stream:  "mail:delivery_commands:" + suffix,
+		mailpit: harness.StartMailpit(ctx, tb),
+	}
+	s.smtp = s.mailpit.Client()
+	tb.Cleanup(func() { _ = s.rdb.Close() })
+	dsn, err := infra.Postgres().CreateDatabase(ctx, "mail_"+suffix)
+	if err != nil {
+		tb.Fatalf("mail database: %v", err)
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	addr := harness.FreeTCPAddress(tb)
+	env := map[string]string{
+		"MAIL_LOG_LEVEL":                "info",
+		"MAIL_REDIS_ADDR":               infra.RedisAddr,
+		"MAIL_POSTGRES_DSN":             dsn,
+		"MAIL_INTERNAL_HTTP_ADDR":       addr,
+		"MAIL_SHUTDOWN_TIMEOUT":         "5s",
+		"MAIL_STREAM_CLAIM_IDLE":        "2s",
+		"MAIL_STREAM_CONSUMER":          "mail-" + suffix,
+		"MAIL_TEMPLATE_DIR":             filepath.Join(root, "mail", "templates"),
+		"MAIL_COMMANDS_STREAM":          s.stream,
+		"MAIL_STREAM_BLOCK_TIMEOUT":     "100ms",
+		"MAIL_OPERATOR_REQUEST_TIMEOUT": "5s",
+		"MAIL_SMTP_MODE":                "smtp",
+		"MAIL_SMTP_ADDR":                s.mailpit.SMTPAddr,
+		"MAIL_SMTP_FROM":                mailFrom,
+		"MAIL_SMTP_TIMEOUT":             "5s",
+		"MAIL_SEND_LEASE":               "10s",
+		"MAIL_RETRY_BACKOFF_MIN":        "200ms",
+		"MAIL_RETRY_BACKOFF_MAX":        "400ms",
+		"MAIL_MAX_ATTEMPTS":             "4",
+		"MAIL_SENDER_POLL_INTERVAL":     "50ms",
+		"OTEL_TRACES_EXPORTER":          "none",
+		"OTEL_METRICS_EXPORTER":         "none",
+	}
+	s.mail = harness.StartProcess(tb, "mail", infra.Binary(tb, "mail"), env)
+	s.baseURL = "http://" + addr
+	s.api = &harness.MailClient{BaseURL: s.baseURL}
+	harness.WaitForHTTPStatus(tb, s.mail, s.baseURL+"/readyz", http.StatusOK)
+	return s
+}
+
+const mailFrom = "Galaxy Mail <mail@galaxy.example>"
+
+// recipient is an address no other spec or process uses.
+func recipient(what string) string {
+	return harness.UniqueName(what) + "@example.com"
+}
+
+// imagePullCommand is the mail command Notification writes for an admin of
+// runtime.image_pull_failed.
+func imagePullCommand(key, to, locale string, vars map[string]any) map[string]string {
+	if vars == nil {
+		vars = map[string]any{
+			"game_id": "game-1", "image_ref": "galaxy/missing:0.0.0", "error_code": "image_pull_failed",
+			"error_message": "manifest unknown", "attempted_at_ms": 1700000000123,
+		}
+	}
+	raw, _ := json.Marshal(vars)
+	to2, _ := json.Marshal([]string{to})
+	return map[string]string{
+		"source":                  "notification",
+		"payload_mode":            "template",
+		"template_id":             "runtime.image_pull_failed",
+		"locale":                  locale,
+		"template_variables_json": string(raw),
+		"to_json":                 string(to2),
+		"idempotency_key":         key,
+		"requested_at_ms":         strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}
+}
+
+// push appends a command to the stream.
+func (s *service) push(ctx context.Context, fields map[string]string) {
+	values := map[string]any{}
+	for k, v := range fields {
+		values[k] = v
+	}
+	Expect(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.stream, Values: values}).Err()).To(Succeed())
+}
+
+// deliveryByKey waits until the delivery of key has one of statuses and
+// returns its detail.
+func (s *service) deliveryByKey(ctx context.Context, key string, statuses ...string) harness.Delivery {
+	var d harness.Delivery
+	Eventually(ctx, func(g Gomega) {
+		items, next, err := s.api.Deliveries(ctx, harness.DeliveryQuery{IdempotencyKey: key})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(next).To(BeEmpty())
+		g.Expect(items).To(HaveLen(1))
+		g.Expect(items[0].Status).To(BeElementOf(statuses))
+		d, err = s.api.Delivery(ctx, items[0].DeliveryID)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(d.DeliveryID).To(Equal(items[0].DeliveryID))
+	}).Should(Succeed())
+	return d
+}
+
+// received returns the messages Mailpit holds for address, in full.
+func (s *service) received(ctx context.Context, address string) []harness.MailpitFullMessage {
+	found, err := s.smtp.Search(ctx, "to:"+address)
+	Expect(err).NotTo(HaveOccurred())
+	out := make([]harness.MailpitFullMessage, 0, len(found))
+	for _, m := range found {
+		full, err := s.smtp.Message(ctx, m.ID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(full.ID).To(Equal(m.ID))
+		out = append(out, full)
+	}
+	return out
+}
+
+// failRecipients makes Mailpit answer every RCPT TO with code.
+func (s *service) failRecipients(ctx context.Context, code int) {
+	GinkgoHelper()
+	trigger := harness.MailpitChaosTrigger{ErrorCode: code, Probability: 100}
+	now, err := s.smtp.SetChaos(ctx, harness.MailpitChaos{Recipient: trigger})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(now.Recipient).To(Equal(trigger))
+}
+
+// clearChaos turns Mailpit's failure triggers off.
+func (s *service) clearChaos(ctx context.Context) {
+	GinkgoHelper()
+	Expect(s.smtp.ClearChaos(ctx)).To(Succeed())
+}

@@ -1,0 +1,188 @@
+package mail
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/harness"
+)
+
+var _ = describe("a template command on the stream", func() {
+	It("is rendered, sent over SMTP once and recorded with its variables", func(ctx SpecContext) {
+		to := recipient("ops")
+		key := harness.AdminRouteKey("1700000000000-0", to)
+		vars := map[string]any{
+			"game_id": "game-7", "image_ref": "galaxy/missing:0.0.0", "error_code": "image_pull_failed",
+			"error_message": `pull: <b>denied</b> & "quoted"`, "attempted_at_ms": 1700000000123,
+		}
+		svc.push(ctx, imagePullCommand(key, to, "fr-CA", vars))
+
+		d := svc.deliveryByKey(ctx, key, "sent")
+		Expect(d.Source).To(Equal("notification"))
+		Expect(d.TemplateID).To(Equal("runtime.image_pull_failed"))
+		Expect(d.Locale).To(Equal("fr-CA"))
+		Expect(d.ResolvedLocale).To(Equal("fr"), "fr-CA falls back to fr")
+		Expect(d.To).To(Equal([]string{to}))
+		Expect(d.TemplateVariables).To(HaveKeyWithValue("game_id", "game-7"))
+		Expect(d.TemplateVariables).To(HaveKeyWithValue("image_ref", "galaxy/missing:0.0.0"))
+		Expect(d.Attempts).To(HaveLen(1))
+		Expect(d.Attempts[0].Outcome).To(Equal("sent"))
+		Expect(d.SentAtMS).NotTo(BeNil())
+
+		var msgs []harness.MailpitFullMessage
+		Eventually(ctx, func() []harness.MailpitFullMessage { msgs = svc.received(ctx, to); return msgs }).Should(HaveLen(1))
+		m := msgs[0]
+		Expect(m.From.Address).To(Equal("mail@galaxy.example"))
+		Expect(m.Subject).To(Equal(d.Subject))
+		Expect(m.Subject).To(ContainSubstring("Partie game-7 : échec"))
+		Expect(m.MessageID).To(HavePrefix(d.DeliveryID + ".1@"))
+		Expect(m.Text).To(ContainSubstring(`pull: <b>denied</b> & "quoted"`))
+		Expect(m.HTML).To(ContainSubstring("pull: &lt;b&gt;denied&lt;/b&gt; &amp; &#34;quoted&#34;"))
+		Expect(m.HTML).NotTo(ContainSubstring("<b>denied"))
+	})
+
+	It("fails with template_render_failed when a variable is missing, and template_not_found without a template", func(ctx SpecContext) {
+		to := recipient("ops")
+		svc.push(ctx, imagePullCommand("render-"+to, to, "en", map[string]any{"game_id": "g"}))
+		missing := imagePullCommand("notfound-"+to, to, "en", nil)
+		missing["template_id"] = "runtime.no_such_template"
+		svc.push(ctx, missing)
+
+		d := svc.deliveryByKey(ctx, "render-"+to, "failed")
+		Expect(d.ErrorCode).To(Equal("template_render_failed"))
+		Expect(d.ErrorMessage).To(ContainSubstring("map has no entry for key"))
+		d = svc.deliveryByKey(ctx, "notfound-"+to, "failed")
+		Expect(d.ErrorCode).To(Equal("template_not_found"))
+		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(BeEmpty())
+	})
+})
+
+var _ = describe("malformed and repeated commands", func() {
+	It("dead-letters a malformed command with its reason while later commands flow", func(ctx SpecContext) {
+		to := recipient("ops")
+		bad := imagePullCommand("bad-"+to, to, "en", nil)
+		bad["to_json"] = `["` + to + `\r\nBcc: evil@example.com"]`
+		svc.push(ctx, bad)
+		svc.push(ctx, imagePullCommand("good-"+to, to, "en", nil))
+
+		svc.deliveryByKey(ctx, "good-"+to, "sent")
+		Eventually(ctx, func(g Gomega) {
+			dead, err := svc.rdb.XRange(ctx, svc.stream+":dead", "-", "+").Result()
+			g.Expect(err).NotTo(HaveOccurred())
+			var reason string
+			for _, e := range dead {
+				if e.Values["idempotency_key"] == "bad-"+to {
+					reason, _ = e.Values["dead_error"].(string)
+				}
+			}
+			g.Expect(reason).To(ContainSubstring("to_json"))
+			g.Expect(reason).To(ContainSubstring("control character"))
+		}).Should(Succeed())
+		Expect(svc.received(ctx, to)).To(HaveLen(1))
+		Expect(svc.received(ctx, "evil@example.com")).To(BeEmpty())
+	})
+
+	It("creates one delivery and one message for a key repeated on the stream and over HTTP", func(ctx SpecContext) {
+		to := recipient("dup")
+		key := "dup/" + to
+		cmd := imagePullCommand(key, to, "en", nil)
+		for range 3 {
+			svc.push(ctx, cmd)
+		}
+		d := svc.deliveryByKey(ctx, key, "sent")
+
+		repeated := harness.DeliveryCommand{
+			Source: "notification", PayloadMode: "template", TemplateID: "runtime.image_pull_failed",
+			Locale: "en", To: []string{to}, IdempotencyKey: key, RequestedAtMS: time.Now().UnixMilli(),
+			TemplateVariables: map[string]any{
+				"game_id": "game-1", "image_ref": "galaxy/missing:0.0.0", "error_code": "image_pull_failed",
+				"error_message": "manifest unknown", "attempted_at_ms": 1700000000123,
+			},
+		}
+		created, err := svc.api.CreateDelivery(ctx, repeated)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(created.HTTPStatus).To(Equal(http.StatusOK))
+		Expect(created.Replayed).To(BeTrue(), "Idempotency-Replayed: true")
+		Expect(created.DeliveryID).To(Equal(d.DeliveryID))
+
+		repeated.To = []string{recipient("other")}
+		_, err = svc.api.CreateDelivery(ctx, repeated)
+		Expect(harness.StatusOf(err)).To(Equal(http.StatusConflict), "%v", err)
+		Expect(harness.ErrorCodeOf(err)).To(Equal("idempotency_conflict"))
+
+		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(HaveLen(1))
+	})
+})
+
+var _ = describe("SMTP failures", func() {
+	It("fails the delivery on a 5xx with the reply recorded, and sends it on an operator resend", func(ctx SpecContext) {
+		to := recipient("rejected")
+		svc.failRecipients(ctx, 550)
+		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
+		svc.push(ctx, imagePullCommand("rej-"+to, to, "en", nil))
+
+		d := svc.deliveryByKey(ctx, "rej-"+to, "failed")
+		Expect(d.ErrorCode).To(Equal("smtp_rejected"))
+		Expect(d.ErrorMessage).To(ContainSubstring("550"))
+		Expect(d.Attempts).To(HaveLen(1))
+		Expect(d.Attempts[0].Outcome).To(Equal("permanent_failure"))
+		Expect(d.Attempts[0].SMTPCode).To(Equal(550))
+
+		svc.clearChaos(ctx)
+		resent, settled, err := svc.api.Resend(ctx, d.DeliveryID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(settled).To(BeTrue(), "200: the resend's attempt finished within the request")
+		Expect(resent.DeliveryID).To(Equal(d.DeliveryID))
+		Expect(resent.Sequence).To(Equal(2))
+		d = svc.deliveryByKey(ctx, "rej-"+to, "sent")
+		Expect(d.Sequence).To(Equal(2))
+		Expect(d.Attempts).To(HaveLen(2))
+		Expect(d.Attempts[1].Sequence).To(Equal(2))
+		Expect(svc.received(ctx, to)).To(HaveLen(1))
+	})
+
+	It("retries while the SMTP server is down and sends exactly once when it is back", func(ctx SpecContext) {
+		to := recipient("outage")
+		Expect(svc.mailpit.Stop()).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			if !svc.mailpit.Process.Running() {
+				Expect(svc.mailpit.Start(ctx)).To(Succeed())
+			}
+		}, NodeTimeout(time.Minute))
+		svc.push(ctx, imagePullCommand("outage-"+to, to, "en", nil))
+
+		Eventually(ctx, func(g Gomega) {
+			d := svc.deliveryByKey(ctx, "outage-"+to, "retrying", "sending", "queued")
+			g.Expect(d.Status).To(Equal("retrying"))
+			g.Expect(d.ErrorCode).To(Equal("smtp_transient_failure"))
+			g.Expect(d.Attempts).NotTo(BeEmpty())
+			g.Expect(d.Attempts[0].Outcome).To(Equal("transient_failure"))
+			g.Expect(d.Attempts[0].Error).To(ContainSubstring("connection refused"))
+		}).Should(Succeed())
+
+		Expect(svc.mailpit.Start(ctx)).To(Succeed())
+		d := svc.deliveryByKey(ctx, "outage-"+to, "sent")
+		Expect(d.Attempts[len(d.Attempts)-1].Outcome).To(Equal("sent"))
+		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(HaveLen(1))
+	})
+
+	It("fails with attempts_exhausted after a 4xx on every attempt", func(ctx SpecContext) {
+		to := recipient("deferred")
+		svc.failRecipients(ctx, 451)
+		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
+		svc.push(ctx, imagePullCommand("def-"+to, to, "en", nil))
+
+		d := svc.deliveryByKey(ctx, "def-"+to, "failed")
+		Expect(d.ErrorCode).To(Equal("attempts_exhausted"))
+		Expect(d.Attempts).To(HaveLen(4), "MAIL_MAX_ATTEMPTS")
+		for _, a := range d.Attempts {
+			Expect(a.Outcome).To(Equal("transient_failure"))
+			Expect(a.SMTPCode).To(Equal(451))
+		}
+		Expect(strings.Contains(d.ErrorMessage, "451")).To(BeTrue(), d.ErrorMessage)
+	})
+})

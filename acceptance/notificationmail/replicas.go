@@ -1,0 +1,98 @@
+package notificationmail
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+)
+
+var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
+	It("share one consumer group and mail every intent exactly once", Serial, speclabel.SlowSpec(), func(ctx SpecContext) {
+		// A second process with the first one's database and streams, as a
+		// second replica of the deployment would be.
+		env := svc.notification.Env()
+		env["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
+		env["NOTIFICATION_STREAM_CONSUMER"] += "-replica"
+		replica := harness.StartProcess(GinkgoT(), "notification-replica", svc.notification.Binary(), env)
+		replicaURL := "http://" + env["NOTIFICATION_INTERNAL_HTTP_ADDR"]
+		harness.WaitForHTTPStatus(GinkgoT(), replica, replicaURL+"/readyz", http.StatusOK)
+		DeferCleanup(harness.AttachLogsOnFailure, replica)
+		acceptedBefore := acceptedIntents(ctx, svc.notificationURL) + acceptedIntents(ctx, replicaURL)
+
+		const total = 300
+		pipe := svc.rdb.Pipeline()
+		var cmds []*redis.StringCmd
+		for range total {
+			intent := adminIntent("runtime.image_pull_failed", harness.UniqueName("replica"))
+			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.intents, Values: toAny(intent)}))
+		}
+		_, err := pipe.Exec(ctx)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("every route of every intent mailed once")
+		keys := map[string]bool{}
+		for _, c := range cmds {
+			keys[harness.AdminRouteKey(c.Val(), "nm-oncall@example.com")] = true
+		}
+		// 300 intents through two processes on two busy cores: a longer wait
+		// than the suite's default.
+		Eventually(ctx, func(g Gomega) {
+			items := svc.deliveries(ctx, g, harness.DeliveryQuery{Recipient: "nm-oncall@example.com", Status: "sent", Limit: 500})
+			seen := map[string]int{}
+			for _, d := range items {
+				detail := svc.delivery(ctx, g, d.DeliveryID)
+				if keys[detail.IdempotencyKey] {
+					seen[detail.IdempotencyKey]++
+				}
+			}
+			g.Expect(seen).To(HaveLen(total))
+			for k, n := range seen {
+				g.Expect(n).To(Equal(1), k)
+			}
+		}).WithTimeout(90 * time.Second).Should(Succeed())
+
+		By("no mail command written twice")
+		entries, err := svc.rdb.XRange(ctx, svc.mailCommands, "-", "+").Result()
+		Expect(err).NotTo(HaveOccurred())
+		perKey := map[string]int{}
+		for _, e := range entries {
+			k, _ := e.Values["idempotency_key"].(string)
+			perKey[k]++
+		}
+		for k := range keys {
+			Expect(perKey[k]).To(Equal(1), k)
+		}
+
+		By("both replicas having taken a share")
+		first := acceptedIntents(ctx, svc.notificationURL)
+		second := acceptedIntents(ctx, replicaURL)
+		Expect(first + second - acceptedBefore).To(BeNumerically(">=", total))
+		Expect(second).To(BeNumerically(">", 0), "the replica accepted no intent")
+		AddReportEntry("intents accepted per replica", map[string]float64{"first": first, "replica": second})
+	})
+})
+
+var acceptedLine = regexp.MustCompile(`(?m)^notification_intents_total\{outcome="accepted"\} (\S+)$`)
+
+// acceptedIntents reads a Notification process's accepted-intents counter
+// from its /metrics.
+func acceptedIntents(ctx context.Context, baseURL string) float64 {
+	GinkgoHelper()
+	resp, err := harness.Do(ctx, harness.Request{URL: baseURL + "/metrics"})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(resp.Status).To(Equal(http.StatusOK), "%s", resp.Body)
+	m := acceptedLine.FindSubmatch(resp.Body)
+	Expect(m).NotTo(BeNil(), "no accepted-intents counter in /metrics")
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}

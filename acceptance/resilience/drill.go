@@ -1,0 +1,755 @@
+package resilience
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/harness"
+)
+
+// The notification types of the drill. Each has an admin list of its own, so
+// a mail's recipient and template say which route produced it.
+const (
+	pullFailedType  = "runtime.image_pull_failed"
+	startFailedType = "runtime.container_start_failed"
+	// drillAdminType is the type of the admin intents the drill publishes
+	// itself. The Runtime Manager does not produce it here: every start job
+	// of the drill is valid.
+	drillAdminType = "runtime.start_config_invalid"
+	// drillUserType is the type of the user intents the drill publishes;
+	// their recipient is resolved through the User Service.
+	drillUserType = "lobby.game_starting"
+	drillProducer = "resilience_drill"
+)
+
+var adminLists = map[string]string{
+	pullFailedType:  "pull-admin@example.com",
+	startFailedType: "start-admin@example.com",
+	drillAdminType:  "drill-admin@example.com",
+}
+
+// The drill's pace and the faults' length. The flow lasts flowItems ×
+// flowGap; the fault starts after faultAfter items, so work is published
+// before, during and after it.
+const (
+	flowItems  = 40 // 20 start jobs and 20 intents, alternating
+	flowGap    = 100 * time.Millisecond
+	faultAfter = 12
+	// recoveryTimeout bounds the wait for the system to be whole after the
+	// repair. The slowest honest case is a Runtime Manager killed while it
+	// held a game's lease: the redelivered job waits for the lease to
+	// expire (RTMANAGER_GAME_LEASE_TTL_SECONDS, 30 s in the pipeline).
+	recoveryTimeout = 2 * time.Minute
+	// quietPeriod is how long nothing may change once the system is whole:
+	// longer than the pipeline's claim idle (2 s), after which a pending
+	// entry would be delivered again.
+	quietPeriod = 3 * time.Second
+	specTimeout = 6 * time.Minute
+)
+
+// drill is one spec's pipeline and the work it pushes through it.
+type drill struct {
+	p       *harness.Pipeline
+	mailAPI *harness.MailClient
+	mailpit *harness.Mailpit // nil when Mail runs in stub mode
+	user    harness.User
+	items   []*item
+	// stops are the stop jobs the drill published, by entry ID (their job ID).
+	stops map[string]*item
+	// gameOf caches the game each delivery is about (its template
+	// variables' game_id): a delivery never changes its variables.
+	gameOf map[string]string
+}
+
+type drillOptions struct {
+	// infra is what the pipeline runs on: the suite's, or a copy pointing at
+	// a Redis or PostgreSQL of the spec's own.
+	infra harness.Infra
+	// env adds to the pipeline's environment per service.
+	env map[string]map[string]string
+	// mailpit, when set, is the SMTP server Mail sends to; the drill then
+	// checks what it received.
+	mailpit *harness.Mailpit
+}
+
+// item is one unit of work of the flow: a start job or an intent.
+type item struct {
+	job    *startJob
+	intent *directIntent
+	// entryIDs are the stream entries the publisher appended for the item
+	// (one, unless an append whose answer was lost was retried).
+	entryIDs []string
+	// publishedAt is when the append the publisher saw succeed returned.
+	publishedAt time.Time
+}
+
+type startJob struct {
+	GameID, JobID, ImageRef string
+	// ErrorCode is what the start fails with; "" for a start that succeeds.
+	ErrorCode string
+}
+
+type directIntent struct {
+	GameID, Key string
+	User        bool // audience user (else admin_email)
+}
+
+func (it *item) gameID() string {
+	if it.job != nil {
+		return it.job.GameID
+	}
+	return it.intent.GameID
+}
+
+func (it *item) String() string {
+	switch {
+	case it.job != nil && it.job.ErrorCode == "":
+		return "start job " + it.job.JobID + " of game " + it.job.GameID + " (succeeds)"
+	case it.job != nil:
+		return "start job " + it.job.JobID + " of game " + it.job.GameID + " (" + it.job.ErrorCode + ")"
+	case it.intent.User:
+		return "user intent of " + it.intent.GameID
+	default:
+		return "admin intent of " + it.intent.GameID
+	}
+}
+
+// mailWant is the one mail an item must cause.
+type mailWant struct {
+	TemplateID string
+	Recipient  string
+	// Route is the route ID Notification puts in the mail's idempotency key.
+	Route string
+}
+
+// mail returns the mail it must cause; false for a start that succeeds.
+func (d *drill) mail(it *item) (mailWant, bool) {
+	switch {
+	case it.job != nil && it.job.ErrorCode == "":
+		return mailWant{}, false
+	case it.job != nil:
+		t := "runtime." + it.job.ErrorCode
+		return mailWant{TemplateID: t, Recipient: adminLists[t], Route: "email:email:" + adminLists[t]}, true
+	case it.intent.User:
+		return mailWant{TemplateID: drillUserType, Recipient: d.user.Email, Route: "email:user:" + d.user.UserID}, true
+	default:
+		r := adminLists[drillAdminType]
+		return mailWant{TemplateID: drillAdminType, Recipient: r, Route: "email:email:" + r}, true
+	}
+}
+
+// everything is the expectation of a fault that may lose nothing: every
+// item is processed exactly once.
+func everything(*item) bool { return true }
+
+// newDrill starts a pipeline for the spec, creates the drill's user and
+// plans the flow: start jobs cycling through an image that is not in the
+// registry, one whose entrypoint is missing (its container is created, fails
+// to start and must be removed) and a healthy one, alternating with admin
+// and user intents.
+//
+// Notification's route backoff is set back to the service defaults (1 s to
+// 5 min, 8 attempts): the pipeline shortens it to 100 ms for quick boundary
+// specs, which gives a route under one second to survive an outage.
+func newDrill(ctx SpecContext, opts drillOptions) *drill {
+	env := map[string]map[string]string{
+		"notification": {
+			"NOTIFICATION_ROUTE_BACKOFF_MIN": "1s",
+			"NOTIFICATION_ROUTE_BACKOFF_MAX": "5m",
+		},
+	}
+	for service, vars := range opts.env {
+		if env[service] == nil {
+			env[service] = map[string]string{}
+		}
+		for k, v := range vars {
+			env[service][k] = v
+		}
+	}
+	d := &drill{mailpit: opts.mailpit, stops: map[string]*item{}, gameOf: map[string]string{}}
+	d.p = harness.StartPipeline(ctx, GinkgoT(), opts.infra, harness.PipelineOptions{AdminEmails: adminLists, Env: env})
+	d.mailAPI = d.p.MailClient()
+	DeferCleanup(d.reportOnFailure, NodeTimeout(harness.ReportTimeout))
+
+	d.user = createUser(ctx, d.p.UserClient(), harness.UniqueName("player")+"@example.com")
+	images := []struct{ ref, code string }{
+		{opts.infra.MissingImage, "image_pull_failed"},
+		{opts.infra.BrokenImage, "container_start_failed"},
+		{opts.infra.MissingImage, "image_pull_failed"},
+		{opts.infra.BrokenImage, "container_start_failed"},
+		{opts.infra.GameImage, ""},
+	}
+	for i := range flowItems / 2 {
+		img := images[i%len(images)]
+		d.items = append(d.items,
+			&item{job: &startJob{
+				GameID: harness.UniqueName("game"), JobID: harness.UniqueName("job"),
+				ImageRef: img.ref, ErrorCode: img.code,
+			}},
+			&item{intent: &directIntent{
+				GameID: harness.UniqueName("drill"), Key: harness.UniqueName("key"), User: i%2 == 1,
+			}},
+		)
+	}
+	return d
+}
+
+// reportOnFailure attaches the streams, the consumer groups' backlog and
+// every process's log to a failed spec.
+func (d *drill) reportOnFailure(ctx SpecContext) {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	AddReportEntry("streams", d.p.DumpStreams(ctx), ReportEntryVisibilityFailureOrVerbose)
+	if backlog, err := d.p.Backlog(ctx); err == nil {
+		AddReportEntry("backlog", fmt.Sprint(backlog), ReportEntryVisibilityFailureOrVerbose)
+	}
+	procs := d.p.Processes()
+	if d.mailpit != nil {
+		procs = append(procs, d.mailpit.Process)
+	}
+	harness.AttachLogsOnFailure(procs...)
+}
+
+// service returns one service's process and base URL.
+func (d *drill) service(name string) (*harness.Process, string) {
+	switch name {
+	case "rtmanager":
+		return d.p.RTManager, d.p.RTManagerURL
+	case "notification":
+		return d.p.Notification, d.p.NotificationURL
+	case "mail":
+		return d.p.Mail, d.p.MailURL
+	case "userservice":
+		return d.p.User, d.p.UserURL
+	}
+	Fail("unknown service " + name)
+	return nil, ""
+}
+
+// createUser creates the user the drill's user intents address.
+func createUser(ctx context.Context, users *harness.UserClient, email string) harness.User {
+	GinkgoHelper()
+	u, err := users.Create(ctx, harness.NewUser{Email: email, DisplayName: "Drill Player", Locale: "en"})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(u.UserID).NotTo(BeEmpty())
+	Expect(u.Email).To(Equal(email))
+	Expect(u.EmailNotifications).To(BeTrue())
+	return u
+}
+
+// publish appends one item to its stream and returns the entry ID.
+func (d *drill) publish(ctx context.Context, it *item) (string, error) {
+	labels, err := json.Marshal(map[string]any{"labels": harness.OwnerLabels()})
+	if err != nil {
+		return "", err
+	}
+	if j := it.job; j != nil {
+		return d.p.PublishStartJob(ctx, map[string]string{
+			"game_id": j.GameID, "image_ref": j.ImageRef, "job_id": j.JobID, "config_json": string(labels),
+		})
+	}
+	in := it.intent
+	payload := map[string]any{"game_id": in.GameID}
+	values := map[string]any{
+		"producer":        drillProducer,
+		"occurred_at_ms":  fmt.Sprint(time.Now().UnixMilli()),
+		"idempotency_key": in.Key,
+	}
+	if in.User {
+		audience, _ := json.Marshal(map[string]any{"user_ids": []string{d.user.UserID}})
+		values["notification_type"] = drillUserType
+		values["audience_kind"] = "user"
+		values["audience_json"] = string(audience)
+	} else {
+		values["notification_type"] = drillAdminType
+		values["audience_kind"] = "admin_email"
+		payload["image_ref"] = infra.GameImage
+		payload["error_code"] = "start_config_invalid"
+		payload["error_message"] = "resilience drill: nothing is wrong"
+		payload["attempted_at_ms"] = time.Now().UnixMilli()
+	}
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return "", err
+	}
+	values["payload_json"] = string(p)
+	return d.p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: d.p.Streams.Intents, Values: values}).Result()
+}
+
+// flow publishes items one every flowGap in the background, retrying each
+// until Redis takes it (a fault may have Redis down).
+type flow struct {
+	published atomic.Int64
+	done      chan struct{}
+	err       error     // read after done
+	last      time.Time // read after done
+}
+
+func (d *drill) startFlow(ctx context.Context, items []*item) *flow {
+	f := &flow{done: make(chan struct{})}
+	go func() {
+		defer GinkgoRecover()
+		defer close(f.done)
+		tick := time.NewTicker(flowGap)
+		defer tick.Stop()
+		for _, it := range items {
+			for {
+				id, err := d.publish(ctx, it)
+				if err == nil {
+					it.entryIDs = append(it.entryIDs, id)
+					it.publishedAt = time.Now()
+					break
+				}
+				if ctx.Err() != nil {
+					f.err = fmt.Errorf("publish %s: %w", it, err)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			f.published.Add(1)
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				f.err = ctx.Err()
+				return
+			}
+		}
+		f.last = time.Now()
+	}()
+	return f
+}
+
+// waitPublished waits until n items are published.
+func (f *flow) waitPublished(ctx context.Context, n int) {
+	GinkgoHelper()
+	Eventually(ctx, f.published.Load).Should(BeNumerically(">=", n))
+}
+
+// wait waits until every item is published.
+func (f *flow) wait(ctx context.Context) {
+	GinkgoHelper()
+	Eventually(ctx, f.done).WithTimeout(time.Minute).Should(BeClosed())
+	Expect(f.err).NotTo(HaveOccurred())
+}
+
+// snapshot is what the system shows of the drill's work at one moment.
+type snapshot struct {
+	startResults map[string][]map[string]string // by job_id
+	stopResults  map[string][]map[string]string // by job_id
+	resultCount  int
+	// rtmIntents are the Runtime Manager's intents by game.
+	rtmIntents  map[string][]map[string]string
+	intentCount int
+	// intentGame maps every intent entry ID to the game its payload names.
+	intentGame map[string]string
+	// deliveries are the items of Mail's delivery list.
+	deliveries []harness.Delivery
+	// gameOf maps every delivery ID to the game its template variables name
+	// (from the delivery's detail).
+	gameOf map[string]string
+}
+
+func (d *drill) snapshot(ctx context.Context) (snapshot, error) {
+	s := snapshot{
+		startResults: map[string][]map[string]string{},
+		stopResults:  map[string][]map[string]string{},
+		rtmIntents:   map[string][]map[string]string{},
+		intentGame:   map[string]string{},
+	}
+	results, err := entries(ctx, d.p.Redis, d.p.Streams.JobResults)
+	if err != nil {
+		return s, err
+	}
+	s.resultCount = len(results)
+	for _, r := range results {
+		switch r["job_kind"] {
+		case "start":
+			s.startResults[r["job_id"]] = append(s.startResults[r["job_id"]], r)
+		case "stop":
+			s.stopResults[r["job_id"]] = append(s.stopResults[r["job_id"]], r)
+		default:
+			return s, fmt.Errorf("job result %s of unknown kind %q", r["id"], r["job_kind"])
+		}
+	}
+	intents, err := entries(ctx, d.p.Redis, d.p.Streams.Intents)
+	if err != nil {
+		return s, err
+	}
+	s.intentCount = len(intents)
+	for _, in := range intents {
+		var payload struct {
+			GameID string `json:"game_id"`
+		}
+		_ = json.Unmarshal([]byte(in["payload_json"]), &payload)
+		s.intentGame[in["id"]] = payload.GameID
+		if in["producer"] == "runtime_manager" {
+			s.rtmIntents[payload.GameID] = append(s.rtmIntents[payload.GameID], in)
+		}
+	}
+	s.deliveries, err = d.deliveries(ctx)
+	s.gameOf = d.gameOf
+	return s, err
+}
+
+// entries reads a whole stream as field maps with the entry ID under "id".
+func entries(ctx context.Context, rdb *redis.Client, stream string) ([]map[string]string, error) {
+	xs, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	out := make([]map[string]string, 0, len(xs))
+	for _, x := range xs {
+		fields := map[string]string{"id": x.ID}
+		for k, v := range x.Values {
+			fields[k], _ = v.(string)
+		}
+		out = append(out, fields)
+	}
+	return out, nil
+}
+
+// deliveries lists every delivery Mail holds (the pipeline's Mail has a
+// database of its own), and records the game of each one not seen before.
+func (d *drill) deliveries(ctx context.Context) ([]harness.Delivery, error) {
+	items, err := d.mailAPI.AllDeliveries(ctx, harness.DeliveryQuery{})
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if _, ok := d.gameOf[it.DeliveryID]; ok {
+			continue
+		}
+		detail, err := d.mailAPI.Delivery(ctx, it.DeliveryID)
+		if err != nil {
+			return nil, err
+		}
+		game, _ := detail.TemplateVariables["game_id"].(string)
+		d.gameOf[it.DeliveryID] = game
+	}
+	return items, nil
+}
+
+// deliveriesFor returns the deliveries about the game on the route of want
+// (Notification's idempotency key ends with the route ID).
+func (s snapshot) deliveriesFor(gameID string, want mailWant) []harness.Delivery {
+	var out []harness.Delivery
+	for _, dl := range s.deliveries {
+		if _, route, ok := splitRouteKey(dl.IdempotencyKey); ok && route == want.Route && s.gameOf[dl.DeliveryID] == gameID {
+			out = append(out, dl)
+		}
+	}
+	return out
+}
+
+// splitRouteKey splits notification:<intent entry ID>/<route ID>.
+func splitRouteKey(key string) (entryID, route string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "notification:")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "/")
+}
+
+// unfinished lists the items of the exact set whose work is not complete:
+// a start job without a result, an expected mail not sent.
+func (d *drill) unfinished(s snapshot, exact func(*item) bool) []string {
+	var out []string
+	for _, it := range d.items {
+		if !exact(it) {
+			continue
+		}
+		if it.job != nil && len(s.startResults[it.job.JobID]) == 0 {
+			out = append(out, it.String()+": no job result")
+			continue
+		}
+		want, ok := d.mail(it)
+		if !ok {
+			continue
+		}
+		sent := false
+		for _, dl := range s.deliveriesFor(it.gameID(), want) {
+			sent = sent || dl.Status == "sent"
+		}
+		if !sent {
+			out = append(out, it.String()+": no sent mail")
+		}
+	}
+	return out
+}
+
+// recovery is a fault's measured recovery, as reported.
+type recovery struct {
+	Fault string
+	// Outage is how long the fault lasted: from breaking to repairing.
+	Outage time.Duration
+	// Recovery is from the repair until the system was whole again.
+	Recovery time.Duration
+	// AfterLastPublish is from the flow's last item until whole.
+	AfterLastPublish time.Duration
+}
+
+func (r recovery) String() string {
+	return fmt.Sprintf("%s: outage %s; whole %s after the repair (%s after the last item was published)",
+		r.Fault, r.Outage.Round(10*time.Millisecond), r.Recovery.Round(10*time.Millisecond),
+		r.AfterLastPublish.Round(10*time.Millisecond))
+}
+
+// awaitRecovery waits until every item of the exact set is complete and
+// reports how long after the repair that happened.
+func (d *drill) awaitRecovery(ctx context.Context, fault string, brokenAt, repairedAt time.Time, f *flow, exact func(*item) bool) recovery {
+	GinkgoHelper()
+	By("the system whole again after: " + fault)
+	var wholeAt time.Time
+	Eventually(ctx, func(g Gomega) {
+		s, err := d.snapshot(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(d.unfinished(s, exact)).To(BeEmpty())
+		wholeAt = time.Now()
+	}).WithTimeout(recoveryTimeout).Should(Succeed())
+	f.wait(ctx)
+	r := recovery{
+		Fault:            fault,
+		Outage:           repairedAt.Sub(brokenAt),
+		Recovery:         wholeAt.Sub(repairedAt),
+		AfterLastPublish: wholeAt.Sub(f.last),
+	}
+	AddReportEntry("recovery", r)
+	GinkgoWriter.Println(r)
+	return r
+}
+
+// expectWhole proves the end state: every item of the exact set processed
+// exactly once, every other item at most once, nothing unexpected, no
+// container left after the healthy games are stopped, nothing pending, and
+// nothing changing any more. Every service still runs and is ready.
+func (d *drill) expectWhole(ctx context.Context, exact func(*item) bool) {
+	GinkgoHelper()
+	d.expectServicesReady(ctx)
+
+	By("every start job with one result, every failed start with one intent and one sent mail, every intent with one sent mail")
+	s, err := d.snapshot(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	d.expectOnce(ctx, s, exact)
+
+	By("the containers: one for each game that started, none for the rest; none after the stops")
+	d.expectContainers(ctx, exact)
+	d.stopGames(ctx, exact)
+
+	By("nothing pending in any consumer group, nothing dead-lettered")
+	d.expectQuiet(ctx)
+}
+
+// expectServicesReady checks that no service crashed and each is ready.
+func (d *drill) expectServicesReady(ctx context.Context) {
+	GinkgoHelper()
+	urls := map[*harness.Process]string{
+		d.p.User: d.p.UserURL, d.p.Mail: d.p.MailURL,
+		d.p.Notification: d.p.NotificationURL, d.p.RTManager: d.p.RTManagerURL,
+	}
+	for proc, base := range urls {
+		Expect(proc.Running()).To(BeTrue(), "%s exited:\n%s", proc.Name(), proc.LogTail(50))
+		Eventually(ctx, func() (int, error) {
+			resp, err := harness.Do(ctx, harness.Request{URL: base + "/readyz"})
+			return resp.Status, err
+		}).Should(Equal(http.StatusOK), "%s ready", proc.Name())
+	}
+}
+
+// onceOrNot is exactly one for the exact set, at most one otherwise.
+func onceOrNot(exact bool) OmegaMatcher {
+	if exact {
+		return HaveLen(1)
+	}
+	return Or(BeEmpty(), HaveLen(1))
+}
+
+func (d *drill) expectOnce(ctx context.Context, s snapshot, exact func(*item) bool) {
+	GinkgoHelper()
+	knownJobs := map[string]bool{}
+	knownGames := map[string]bool{}
+	matched := 0
+	for _, it := range d.items {
+		x := exact(it)
+		knownGames[it.gameID()] = true
+		if j := it.job; j != nil {
+			knownJobs[j.JobID] = true
+			results := s.startResults[j.JobID]
+			Expect(results).To(onceOrNot(x), "results of %s", it)
+			for _, r := range results {
+				Expect(r).To(HaveKeyWithValue("game_id", j.GameID), "result of %s", it)
+				if j.ErrorCode == "" {
+					Expect(r).To(And(HaveKeyWithValue("outcome", "succeeded"), HaveKeyWithValue("container_id", Not(BeEmpty()))), "result of %s", it)
+				} else {
+					Expect(r).To(And(HaveKeyWithValue("outcome", "failed"), HaveKeyWithValue("error_code", j.ErrorCode)), "result of %s", it)
+				}
+			}
+			intents := s.rtmIntents[j.GameID]
+			if j.ErrorCode == "" {
+				Expect(intents).To(BeEmpty(), "intents of %s", it)
+			} else {
+				Expect(intents).To(onceOrNot(x), "intents of %s", it)
+				for _, in := range intents {
+					Expect(in).To(HaveKeyWithValue("notification_type", "runtime."+j.ErrorCode), "intent of %s", it)
+				}
+			}
+		}
+		want, ok := d.mail(it)
+		if !ok {
+			continue
+		}
+		ds := s.deliveriesFor(it.gameID(), want)
+		Expect(ds).To(onceOrNot(x), "mails of %s", it)
+		matched += len(ds)
+		for _, dl := range ds {
+			Expect(dl.Status).To(Equal("sent"), "mail %s of %s", dl.DeliveryID, it)
+			Expect(dl.To).To(Equal([]string{want.Recipient}), "mail %s of %s", dl.DeliveryID, it)
+			Expect(dl.TemplateID).To(Equal(want.TemplateID), "mail %s of %s", dl.DeliveryID, it)
+			// The key names the intent entry the mail answers; where the
+			// stream still holds it, its payload must name the game.
+			entryID, _, _ := splitRouteKey(dl.IdempotencyKey)
+			if game, known := s.intentGame[entryID]; known || x {
+				Expect(game).To(Equal(it.gameID()), "intent entry %s named by mail %s of %s", entryID, dl.DeliveryID, it)
+			}
+		}
+	}
+	for jobID := range s.startResults {
+		Expect(knownJobs).To(HaveKey(jobID), "a start result for a job nobody published")
+	}
+	for gameID := range s.rtmIntents {
+		Expect(knownGames).To(HaveKey(gameID), "an intent for a game nobody started")
+	}
+	Expect(s.deliveries).To(HaveLen(matched), "deliveries beyond the expected mails: %v", s.deliveries)
+	if d.mailpit != nil {
+		d.expectReceivedOnce(ctx, s.deliveries)
+	}
+}
+
+// expectReceivedOnce checks the SMTP server's side: each delivery arrived as
+// exactly one message (Mail's Message-ID is <delivery ID>.<sequence>@…),
+// and nothing else arrived.
+func (d *drill) expectReceivedOnce(ctx context.Context, deliveries []harness.Delivery) {
+	GinkgoHelper()
+	By("the SMTP server holding exactly one message per delivery")
+	messages, err := d.mailpit.Client().Messages(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	byDelivery := map[string][]harness.MailpitMessage{}
+	for _, m := range messages {
+		id, _, _ := strings.Cut(m.MessageID, ".")
+		byDelivery[id] = append(byDelivery[id], m)
+	}
+	for _, dl := range deliveries {
+		got := byDelivery[dl.DeliveryID]
+		Expect(got).To(HaveLen(1), "messages of delivery %s", dl.DeliveryID)
+		Expect(got[0].To).To(ConsistOf(HaveField("Address", dl.To[0])), "recipient of delivery %s", dl.DeliveryID)
+	}
+	Expect(messages).To(HaveLen(len(deliveries)), "messages received")
+}
+
+func (d *drill) expectContainers(ctx context.Context, exact func(*item) bool) {
+	GinkgoHelper()
+	for _, it := range d.items {
+		j := it.job
+		if j == nil {
+			continue
+		}
+		ids, err := harness.ContainersForGame(ctx, j.GameID)
+		Expect(err).NotTo(HaveOccurred())
+		if j.ErrorCode == "" {
+			Expect(ids).To(onceOrNot(exact(it)), "containers of %s", it)
+		} else {
+			Expect(ids).To(BeEmpty(), "containers of %s", it)
+		}
+	}
+}
+
+// stopGames stops every game whose start was meant to succeed and waits for
+// one stop result each and for Docker to hold no container of any game of
+// the drill.
+func (d *drill) stopGames(ctx context.Context, exact func(*item) bool) {
+	GinkgoHelper()
+	for _, it := range d.items {
+		if it.job == nil || it.job.ErrorCode != "" {
+			continue
+		}
+		id, err := d.p.PublishStopJob(ctx, it.job.GameID)
+		Expect(err).NotTo(HaveOccurred())
+		d.stops[id] = it
+	}
+	Eventually(ctx, func(g Gomega) {
+		s, err := d.snapshot(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		for id, it := range d.stops {
+			results := s.stopResults[id]
+			g.Expect(results).To(HaveLen(1), "stop results of %s", it)
+			g.Expect(results[0]).To(HaveKeyWithValue("game_id", it.job.GameID))
+			if exact(it) {
+				g.Expect(results[0]).To(HaveKeyWithValue("outcome", "succeeded"), "stop of %s", it)
+			}
+		}
+		for _, it := range d.items {
+			if it.job == nil {
+				continue
+			}
+			ids, err := harness.ContainersForGame(ctx, it.job.GameID)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ids).To(BeEmpty(), "containers of %s", it)
+		}
+	}).WithTimeout(time.Minute).Should(Succeed())
+}
+
+// counts is what must not change once the system is whole.
+type counts struct {
+	Results, Intents, Deliveries int
+	Statuses                     map[string]int
+}
+
+func countsOf(s snapshot) counts {
+	c := counts{Results: s.resultCount, Intents: s.intentCount, Deliveries: len(s.deliveries), Statuses: map[string]int{}}
+	for _, dl := range s.deliveries {
+		c.Statuses[dl.Status]++
+	}
+	return c
+}
+
+// expectQuiet waits until no consumer group has anything pending or unread
+// and no entry was dead-lettered, then checks that nothing changes for a
+// while: no late duplicate result, intent or mail.
+func (d *drill) expectQuiet(ctx context.Context) {
+	GinkgoHelper()
+	settled := func(g Gomega) {
+		backlog, err := d.p.Backlog(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(backlog).NotTo(BeEmpty())
+		for _, b := range backlog {
+			g.Expect(b.Pending).To(BeZero(), "pending: %s", b)
+			g.Expect(b.Lag).To(BeNumerically("<=", 0), "unread: %s", b)
+		}
+		dead, err := d.p.DeadLetters(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dead).To(BeEmpty(), "dead-lettered entries")
+	}
+	Eventually(ctx, settled).Should(Succeed())
+	s, err := d.snapshot(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	before := countsOf(s)
+	Consistently(ctx, func(g Gomega) {
+		settled(g)
+		s, err := d.snapshot(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(countsOf(s)).To(Equal(before))
+	}).WithTimeout(quietPeriod).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// holdFault keeps a fault in place while the flow goes on.
+func holdFault(d time.Duration) { time.Sleep(d) }

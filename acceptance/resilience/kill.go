@@ -1,0 +1,45 @@
+package resilience
+
+import (
+	"net/http"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"galaxy/harness"
+	"galaxy/harness/speclabel"
+)
+
+// killDowntime is how long a killed service stays dead while the flow goes
+// on: its stream keeps filling, and what it had in hand stays pending.
+const killDowntime = 2 * time.Second
+
+var _ = describe("a service killed with SIGKILL while work flows", func() {
+	DescribeTable("comes back whole once it is restarted",
+		func(ctx SpecContext, service string) {
+			d := newDrill(ctx, drillOptions{infra: infra})
+			proc, base := d.service(service)
+			f := d.startFlow(ctx, d.items)
+			f.waitPublished(ctx, faultAfter)
+
+			By("killing " + service + " with SIGKILL")
+			Expect(proc.Kill()).To(Succeed())
+			killedAt := time.Now()
+			holdFault(killDowntime)
+
+			By("restarting " + service)
+			restartedAt := time.Now()
+			Expect(proc.Restart()).To(Succeed())
+			harness.WaitForHTTPStatus(GinkgoT(), proc, base+"/readyz", http.StatusOK)
+
+			d.awaitRecovery(ctx, "kill -9 "+service, killedAt, restartedAt, f, everything)
+			d.expectWhole(ctx, everything)
+		},
+		speclabel.SlowSpec(),
+		Entry("the Runtime Manager", SpecTimeout(specTimeout), "rtmanager"),
+		Entry("Notification", SpecTimeout(specTimeout), "notification"),
+		Entry("Mail", SpecTimeout(specTimeout), "mail"),
+		Entry("the User Service", SpecTimeout(specTimeout), "userservice"),
+	)
+})

@@ -1,0 +1,154 @@
+// Command benchacceptance times the acceptance suite's entry points the way a
+// developer runs them, `make` to exit, each case several times in a row, and
+// writes the median and range as a Markdown table into docs/performance.md
+// (between the bench-acceptance markers), so the recorded figures are always
+// the output of this command and never typed by hand. It is a measurement,
+// not a check: it exits 1 only when a run fails.
+//
+//	go run ./harness/cmd/benchacceptance [-runs 3] [-doc docs/performance.md] [-case NAME]...
+//
+// The cases are warm: images, Go caches and the binary cache present, as on a
+// developer's machine after the first run. The first run of each case is
+// timed like the others; run `make acceptance` once before on a new machine.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// benchCase is one command line of the table.
+type benchCase struct {
+	name   string   // for -case
+	label  string   // first column
+	args   []string // make arguments
+	target string   // the issue's aim, shown in the table
+}
+
+var cases = []benchCase{
+	{"all", "`make acceptance` (every spec)", []string{"acceptance"}, "≤ 90 s"},
+	{"smoke", "`make acceptance PROFILE=smoke`", []string{"acceptance", "PROFILE=smoke"}, "≤ 15 s"},
+	{"boundary", "`make acceptance LABELS=boundary`", []string{"acceptance", "LABELS=boundary"}, "≤ 25 s"},
+}
+
+const (
+	beginMarker = "<!-- bench-acceptance:begin -->"
+	endMarker   = "<!-- bench-acceptance:end -->"
+)
+
+func main() {
+	runs := flag.Int("runs", 3, "runs of each case")
+	doc := flag.String("doc", "docs/performance.md", "Markdown file whose bench-acceptance section is rewritten (empty: print only)")
+	var only []string
+	flag.Func("case", "run only this case (all, smoke, boundary); repeatable", func(s string) error {
+		if !slices.ContainsFunc(cases, func(c benchCase) bool { return c.name == s }) {
+			return fmt.Errorf("unknown case %q", s)
+		}
+		only = append(only, s)
+		return nil
+	})
+	flag.Parse()
+	if *runs < 1 {
+		fmt.Fprintln(os.Stderr, "benchacceptance: -runs must be at least 1")
+		os.Exit(2)
+	}
+
+	var rows []string
+	for _, c := range cases {
+		if len(only) > 0 && !slices.Contains(only, c.name) {
+			continue
+		}
+		var times []time.Duration
+		for i := range *runs {
+			d, err := timeMake(c.args, filepath.Join("reports", "bench", fmt.Sprintf("%s-%d", c.name, i+1)))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "benchacceptance: %s run %d: %v\n", c.label, i+1, err)
+				os.Exit(1)
+			}
+			fmt.Fprintf(os.Stderr, "%s run %d/%d: %s\n", c.label, i+1, *runs, d.Round(100*time.Millisecond))
+			times = append(times, d)
+		}
+		rows = append(rows, row(c, times))
+	}
+	table := render(rows, *runs)
+	fmt.Print(table)
+	if *doc != "" {
+		if err := rewrite(*doc, table); err != nil {
+			fmt.Fprintf(os.Stderr, "benchacceptance: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// timeMake runs make with args, its reports in dir and its output in
+// dir.log, and returns the wall time.
+func timeMake(args []string, dir string) (time.Duration, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return 0, err
+	}
+	logFile, err := os.Create(dir + ".log")
+	if err != nil {
+		return 0, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command("make", append(slices.Clone(args), "REPORTS="+dir)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	start := time.Now()
+	err = cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, fmt.Errorf("make %s: %v (log: %s.log)", strings.Join(args, " "), err, dir)
+	}
+	return d, nil
+}
+
+func row(c benchCase, times []time.Duration) string {
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return fmt.Sprintf("| %s | %s | %s – %s | %s |", c.label, seconds(median), seconds(sorted[0]), seconds(sorted[len(sorted)-1]), c.target)
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func render(rows []string, runs int) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Measured by `make bench-acceptance` on %s, %d cores, %s; %d runs of each case, warm.\n\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runs)
+	b.WriteString("| command | median | range | aim |\n| --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		b.WriteString(r + "\n")
+	}
+	return b.String()
+}
+
+// rewrite replaces what stands between the markers in path with table.
+func rewrite(path, table string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	text := string(data)
+	begin, end := strings.Index(text, beginMarker), strings.Index(text, endMarker)
+	if begin < 0 || end < begin {
+		return fmt.Errorf("%s: no %s … %s section to rewrite", path, beginMarker, endMarker)
+	}
+	text = text[:begin+len(beginMarker)] + "\n" + table + text[end:]
+	return os.WriteFile(path, []byte(text), 0o644)
+}

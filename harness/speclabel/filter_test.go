@@ -1,0 +1,37 @@
+package speclabel
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckFilter(t *testing.T) {
+	for _, filter := range []string{
+		"",
+		"smoke",
+		"boundary && !slow",
+		"(image_pull_failed || container_start_failed), start_config_invalid",
+		"!resilience&&!security",
+		"/_failed$/",
+	} {
+		if err := CheckFilter(filter); err != nil {
+			t.Errorf("CheckFilter(%q) = %v, want nil", filter, err)
+		}
+	}
+	for filter, want := range map[string]string{
+		"image_pul_failed":        `unknown label "image_pul_failed"`,
+		"boundary && smok":        `unknown label "smok"`,
+		"/^nothing-like-this$/":   "matches no known label",
+		"/[/":                     "bad regular expression",
+		"os: {linux}":             "set query",
+		"smoke || (mail && fast)": `unknown label "fast"`,
+	} {
+		err := CheckFilter(filter)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckFilter(%q) = %v, want an error containing %q", filter, err, want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "known: boundary") && !strings.Contains(err.Error(), "bad regular") {
+			t.Errorf("CheckFilter(%q) = %v, want the known labels listed", filter, err)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"galaxy/harness"
+)
+
+// inFlight mirrors GET /api/v1/internal/deliveries/in-flight.
+type inFlight struct {
+	Queued   int64 `json:"queued"`
+	Sending  int64 `json:"sending"`
+	Retrying int64 `json:"retrying"`
+	InFlight int64 `json:"in_flight"`
+}
+
+func (s *mailService) inFlight() inFlight {
+	s.t.Helper()
+	r := s.do(http.MethodGet, "/api/v1/internal/deliveries/in-flight", nil)
+	if r.status != http.StatusOK {
+		s.t.Fatalf("in-flight: %d %s", r.status, r.body)
+	}
+	f := decode[inFlight](s.t, r)
+	if f.InFlight != f.Queued+f.Sending+f.Retrying {
+		s.t.Fatalf("in_flight is not the sum of the statuses: %s", r.body)
+	}
+	return f
+}
+
+// TestInFlightCountsUnfinishedDeliveries: while no SMTP server listens the
+// deliveries are counted in flight (and harness.Settled waits, naming them);
+// once they are sent the counts are zero and Settled returns.
+func TestInFlightCountsUnfinishedDeliveries(t *testing.T) {
+	mp := startMailpit(t)
+	if err := mp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
+	if f := s.inFlight(); f != (inFlight{}) {
+		t.Fatalf("fresh service: %+v", f)
+	}
+	p := &harness.Pipeline{Redis: s.rdb, Streams: harness.PipelineStreams{MailCommands: s.stream}, MailURL: s.baseURL}
+
+	s.pushCommand(templateCommand("inflight-1", "ops@example.com", "en", nil))
+	s.pushCommand(templateCommand("inflight-2", "ops@example.com", "en", nil))
+	var last inFlight
+	eventually(t, 20*time.Second, "both deliveries in flight, one retrying", func() bool {
+		last = s.inFlight()
+		return last.InFlight == 2 && last.Retrying >= 1
+	})
+	t.Logf("in flight while SMTP is down: %+v", last)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	err := p.Settled(ctx)
+	var se *harness.SettledError
+	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Settled while deliveries retry = %v, want a *SettledError for the deadline", err)
+	}
+	if !strings.Contains(err.Error(), "mail: ") || !strings.Contains(err.Error(), "retrying") {
+		t.Fatalf("the error does not name Mail's deliveries: %v", err)
+	}
+	t.Logf("Settled: %v", err)
+
+	if err := mp.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := p.Settled(ctx); err != nil {
+		t.Fatalf("Settled after SMTP came back: %v", err)
+	}
+	if f := s.inFlight(); f != (inFlight{}) {
+		t.Fatalf("in flight after Settled: %+v", f)
+	}
+	for _, key := range []string{"inflight-1", "inflight-2"} {
+		l := s.list(url.Values{"idempotency_key": {key}})
+		if len(l.Items) != 1 || l.Items[0].Status != "sent" {
+			t.Fatalf("%s after Settled: %+v", key, l.Items)
+		}
+	}
+}
+
+// TestInFlightInStubMode: stub mode records deliveries already sent, so
+// nothing is ever in flight; the detail route next to the count still
+// answers.
+func TestInFlightInStubMode(t *testing.T) {
+	s := startMail(t, nil)
+	s.pushCommand(templateCommand("inflight-stub", "ops@example.com", "en", nil))
+	d := s.byKey("inflight-stub", 10*time.Second, "sent")
+	if f := s.inFlight(); f != (inFlight{}) {
+		t.Fatalf("stub mode sends before it records: %+v", f)
+	}
+	if got := s.get(d.DeliveryID); got.DeliveryID != d.DeliveryID {
+		t.Fatalf("detail of %s: %+v", d.DeliveryID, got)
+	}
+}

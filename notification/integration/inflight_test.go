@@ -1,0 +1,106 @@
+package integration_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"galaxy/harness"
+)
+
+// inFlight mirrors GET /api/v1/internal/notifications/in-flight.
+type inFlight struct {
+	PendingNotifications int64 `json:"pending_notifications"`
+	PendingRoutes        int64 `json:"pending_routes"`
+	AwaitingFirstAttempt int64 `json:"awaiting_first_attempt"`
+	AwaitingRetry        int64 `json:"awaiting_retry"`
+	InFlight             int64 `json:"in_flight"`
+}
+
+func (s *service) inFlight(t *testing.T) inFlight {
+	t.Helper()
+	code, body := s.get(t, "/api/v1/internal/notifications/in-flight")
+	if code != http.StatusOK {
+		t.Fatalf("in-flight: %d %s", code, body)
+	}
+	var f inFlight
+	if err := json.Unmarshal(body, &f); err != nil {
+		t.Fatalf("decode in-flight: %v\n%s", err, body)
+	}
+	if f.InFlight != f.PendingRoutes || f.PendingRoutes != f.AwaitingFirstAttempt+f.AwaitingRetry {
+		t.Fatalf("in-flight counts do not add up: %s", body)
+	}
+	return f
+}
+
+// TestInFlightCountsWaitingRoutes: while the mail stream cannot be written
+// the routes of a notification wait for a retry, are counted in flight, and
+// harness.Settled names them; once they are handed off the counts are zero
+// and Settled returns.
+func TestInFlightCountsWaitingRoutes(t *testing.T) {
+	s := startNotification(t, map[string]string{
+		"NOTIFICATION_ADMIN_EMAILS_RUNTIME_IMAGE_PULL_FAILED": "ops-a@example.com,ops-b@example.com",
+		"NOTIFICATION_ROUTE_MAX_ATTEMPTS":                     "100",
+	})
+	if f := s.inFlight(t); f != (inFlight{}) {
+		t.Fatalf("fresh service: %+v", f)
+	}
+	// XADD to a key holding a string fails (WRONGTYPE): every hand-off fails.
+	if err := rdb.Set(t.Context(), s.mailStream, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id := s.publish(t, adminIntent("runtime.image_pull_failed", "game-inflight"))
+	var last inFlight
+	eventually(t, 15*time.Second, func() (bool, string) {
+		last = s.inFlight(t)
+		return last.PendingNotifications == 1 && last.AwaitingRetry == 2, fmt.Sprintf("%+v", last)
+	}, s.proc)
+
+	// The mail stream is left out: no Mail reads it here, and it is not a
+	// stream right now.
+	p := &harness.Pipeline{Redis: rdb, Streams: harness.PipelineStreams{Intents: s.intentsStream}, NotificationURL: s.baseURL}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	err := p.Settled(ctx)
+	var se *harness.SettledError
+	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Settled while routes wait = %v, want a *SettledError for the deadline", err)
+	}
+	if !strings.Contains(err.Error(), "notification: 2 routes of 1 notifications waiting") {
+		t.Fatalf("the error does not name the waiting routes: %v", err)
+	}
+	t.Logf("Settled: %v", err)
+
+	if err := rdb.Del(t.Context(), s.mailStream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := p.Settled(ctx); err != nil {
+		t.Fatalf("Settled once the mail stream is writable: %v", err)
+	}
+	if f := s.inFlight(t); f != (inFlight{}) {
+		t.Fatalf("in flight after Settled: %+v", f)
+	}
+	if n, ok := s.notification(t, id); !ok || n.Status != "routed" {
+		t.Fatalf("notification after Settled: %+v", n)
+	}
+	if got := len(s.mailCommands(t)); got != 2 {
+		t.Fatalf("%d mail commands, want 2", got)
+	}
+}
+
+// TestInFlightRefusesQueryParameters, as the list does: a parameter the
+// endpoint does not know is a mistake worth reporting.
+func TestInFlightRefusesQueryParameters(t *testing.T) {
+	s := startNotification(t, nil)
+	code, body := s.get(t, "/api/v1/internal/notifications/in-flight?status=pending")
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"code":"invalid_request"`) {
+		t.Fatalf("in-flight?status=pending: %d %s", code, body)
+	}
+}
