@@ -27,7 +27,7 @@ SOAK_RATE ?= 50
 # through the ginkgo CLI.
 GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance\(/\|$$\)')
 
-.PHONY: help images build lint vet staticcheck fmt-check tidy-check unit fuzz acceptance repeat bench-acceptance load soak test clean
+.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check unit fuzz acceptance repeat bench-acceptance load soak test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -53,7 +53,14 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck ./...
 
-lint: fmt-check tidy-check vet staticcheck ## gofmt, go mod tidy -diff, go vet and staticcheck
+# The acceptance suite's spec tree (a dry run lists it without running it):
+# every spec in its area, smoke exactly one spec per failure kind.
+spec-check:
+	@mkdir -p $(REPORTS)
+	$(GO) tool ginkgo --dry-run --no-color --json-report=specs.json --output-dir=$(REPORTS) acceptance >/dev/null
+	$(GO) run ./harness/cmd/speccheck $(REPORTS)/specs.json
+
+lint: fmt-check tidy-check vet staticcheck spec-check ## gofmt, go mod tidy -diff, go vet, staticcheck and the spec tree's rules
 
 unit: images ## unit and integration tests (real Redis, PostgreSQL, Docker)
 	@mkdir -p $(REPORTS)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"time"
 )
 
 // Infra is what process 1 of a Ginkgo suite starts for every process, as
@@ -85,9 +86,19 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 	tb.Cleanup(func() { collect() })
 
+	// Each step's time goes to the log (visible with -v or on failure), so a
+	// slow start says where its time went.
+	step := time.Now()
+	took := func(what string) {
+		tb.Logf("infra: %s in %s", what, time.Since(step).Round(time.Millisecond))
+		step = time.Now()
+	}
 	EnsureLocalImages(ctx, tb)
+	took("local images checked")
 	redis := StartRedis(ctx, tb)
+	took("Redis started")
 	pg := StartPostgres(ctx, tb)
+	took("PostgreSQL started")
 	reg := StartRegistry(ctx, tb)
 	infra := Infra{
 		RedisAddr:           redis.Addr,
@@ -102,9 +113,11 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 		DockerHost:          DockerHost(),
 		Binaries:            map[string]string{},
 	}
+	took("registry and game images ready")
 	if b := collect(); b.err != nil {
 		tb.Fatalf("%v", b.err)
 	}
+	took("binaries built")
 	for p, bin := range build.bins {
 		infra.Binaries[path.Base(p)] = bin
 	}
