@@ -75,6 +75,7 @@ image_label() {
 
 # The first Debian mirror in the host's apt sources that serves $SUITE, so the
 # build uses the same (possibly local or proxied) mirror apt already uses.
+# Prints nothing when the sources name none: debootstrap's own default then.
 detect_mirror() {
 	if [ -n "${GALAXY_DEBIAN_MIRROR:-}" ]; then
 		printf '%s\n' "$GALAXY_DEBIAN_MIRROR"
@@ -115,7 +116,7 @@ detect_mirror() {
 			[ -z "$uri" ] || break
 		done
 	fi
-	printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+	printf '%s\n' "$uri"
 }
 
 ensure_debootstrap() {
@@ -163,9 +164,9 @@ make_rootfs_tar() {
 	mirror=$(detect_mirror)
 	packages=$(grep -v '^[[:space:]]*\(#\|$\)' "$HERE/$name/packages" | paste -sd, -)
 	work=$(mktemp -d "$CACHE_DIR/rootfs-$name.XXXXXX")
-	log "debootstrap --variant=minbase --include=$packages $SUITE from $mirror (log: $work/debootstrap.log)"
+	log "debootstrap --variant=minbase --include=$packages $SUITE from ${mirror:-the default mirror of debootstrap} (log: $work/debootstrap.log)"
 	local start=$SECONDS
-	if ! as_root debootstrap --variant=minbase --include="$packages" "$SUITE" "$work/rootfs" "$mirror" \
+	if ! as_root debootstrap --variant=minbase --include="$packages" "$SUITE" "$work/rootfs" ${mirror:+"$mirror"} \
 		>"$work/debootstrap.log" 2>&1; then
 		tail -n 30 "$work/debootstrap.log" >&2
 		[ ! -f "$work/rootfs/debootstrap/debootstrap.log" ] || as_root tail -n 30 "$work/rootfs/debootstrap/debootstrap.log" >&2
