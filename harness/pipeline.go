@@ -65,7 +65,7 @@ type PipelineOptions struct {
 }
 
 // Pipeline is the four services started for one Ginkgo process (or one plain
-// go test) against the shared Infra, wired exactly as the seed boundary test
+// go test) against the shared Infra, wired exactly as the contract's boundary test
 // wires them: RTM → notification:intents → Notification → mail commands →
 // Mail, with the User Service behind Notification. The fields of a service
 // left out by PipelineOptions.Services are nil or empty.

@@ -55,7 +55,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestBinaryBoundary is the seed's scenario against the binary alone: ready
+// TestBinaryBoundary is the contract's boundary scenario against the binary alone: ready
 // with Docker and the network, an unresolvable image gives one
 // runtime.image_pull_failed intent with the frozen payload, and the HTTP API
 // shows the failed runtime.
