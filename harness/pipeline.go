@@ -166,9 +166,21 @@ func StartPipeline(ctx context.Context, tb TB, infra Infra, opts PipelineOptions
 
 // DumpStreams renders every stream of the pipeline, for a failed spec's report.
 func (p *Pipeline) DumpStreams(ctx context.Context) string {
+	return p.DumpStreamsSince(ctx, time.Time{})
+}
+
+// DumpStreamsSince renders the entries every stream of the pipeline received
+// at or after since: on a pipeline that specs share, a failed spec's report
+// then shows what happened while it ran, not the whole run. Entry IDs are
+// Redis's millisecond clock, so the cut needs no clock of the pipeline's.
+func (p *Pipeline) DumpStreamsSince(ctx context.Context, since time.Time) string {
+	start := "-"
+	if !since.IsZero() {
+		start = fmt.Sprintf("%d-0", since.UnixMilli())
+	}
 	var b strings.Builder
 	for _, name := range p.Streams.All() {
-		entries, err := p.Redis.XRange(ctx, name, "-", "+").Result()
+		entries, err := p.Redis.XRange(ctx, name, start, "+").Result()
 		if err != nil {
 			fmt.Fprintf(&b, "%s: %v\n", name, err)
 			continue

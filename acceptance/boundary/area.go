@@ -19,13 +19,9 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-// The admin list of each failure kind. Each kind has its own recipient, so a
-// spec proves that Notification honours the list per type.
-var adminRecipient = map[string]string{
-	"runtime.image_pull_failed":      "rtm-admin@example.com",
-	"runtime.container_start_failed": "rtm-start-admin@example.com",
-	"runtime.start_config_invalid":   "rtm-config-admin@example.com",
-}
+// adminRecipient is the admin list of each failure kind: one recipient per
+// kind, so a spec proves that Notification honours the list per type.
+var adminRecipient = framework.AdminEmails
 
 var (
 	infra    harness.Infra

@@ -20,6 +20,7 @@ package framework
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 
@@ -73,20 +74,21 @@ func (a Area) Describe(text string, args ...any) bool {
 }
 
 // ReportFailure is the suite's one failure reporter (a top-level AfterEach):
-// when the spec failed, it adds, once each, the streams of every shared
-// resource the spec used and what each of their processes logged while the
-// spec ran. Processes a spec started itself report through
+// when the spec failed, it adds, once each, what the streams of every shared
+// resource the spec used received and what each of their processes logged
+// while the spec ran. Processes a spec started itself report through
 // harness.AttachLogsOnFailure in that spec's DeferCleanup.
 func ReportFailure(ctx context.Context) {
 	used := takeUsed()
-	if !ginkgo.CurrentSpecReport().Failed() {
+	report := ginkgo.CurrentSpecReport()
+	if !report.Failed() {
 		return
 	}
 	for _, r := range used {
 		if d, ok := r.(interface {
-			DumpStreams(context.Context) string
+			DumpStreamsSince(context.Context, time.Time) string
 		}); ok {
-			ginkgo.AddReportEntry(r.Name()+" streams", d.DumpStreams(ctx), ginkgo.ReportEntryVisibilityFailureOrVerbose)
+			ginkgo.AddReportEntry(r.Name()+" streams since the spec started", d.DumpStreamsSince(ctx, report.StartTime), ginkgo.ReportEntryVisibilityFailureOrVerbose)
 		}
 		harness.AttachLogsOnFailure(r.Processes()...)
 	}

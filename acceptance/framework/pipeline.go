@@ -10,13 +10,26 @@ import (
 	"galaxy/harness"
 )
 
-// pipeline is a harness.Pipeline as a shared resource.
+// pipeline is a harness.Pipeline as a Resource: its streams, and the logs of
+// its processes and of more (an SMTP server it sends to).
 type pipeline struct {
 	*harness.Pipeline
 	name string
+	more []*harness.Process
 }
 
-func (p pipeline) Name() string { return p.name }
+func (p *pipeline) Name() string { return p.name }
+
+func (p *pipeline) Processes() []*harness.Process {
+	return append(p.Pipeline.Processes(), p.more...)
+}
+
+// SpecPipeline is a pipeline a spec started for itself, as a Resource for
+// ReportOnFailure, named name ("drill pipeline"), with more processes whose
+// logs a failure shows too.
+func SpecPipeline(name string, p *harness.Pipeline, more ...*harness.Process) Resource {
+	return &pipeline{Pipeline: p, name: name, more: more}
+}
 
 // Pipeline returns this process's pipeline started with opts, starting it the
 // first time: specs that ask for the same options share one pipeline (the
@@ -27,8 +40,8 @@ func Pipeline(ctx context.Context, name string, opts harness.PipelineOptions) *h
 	if err != nil {
 		panic(err) // options are maps of strings: they always marshal
 	}
-	return Shared(ctx, "pipeline "+string(key), func(ctx context.Context, tb harness.TB) pipeline {
-		return pipeline{Pipeline: harness.StartPipeline(ctx, tb, world, opts), name: name + " pipeline"}
+	return Shared(ctx, "pipeline "+string(key), func(ctx context.Context, tb harness.TB) *pipeline {
+		return &pipeline{Pipeline: harness.StartPipeline(ctx, tb, world, opts), name: name + " pipeline"}
 	}).Pipeline
 }
 

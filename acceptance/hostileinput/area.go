@@ -4,6 +4,11 @@
 // promise for bad input: each gets a dead letter, a recorded rejection or a
 // 400 naming the field, nothing crashes, and the next valid input still
 // flows.
+//
+// Its specs run on the boundary area's pipeline: they ask for the same
+// options, so a process that runs both areas starts one pipeline for both.
+// Every input a spec sends names a recipient, key or game of its own, so
+// neither area's specs see the other's work.
 package hostileinput
 
 import (
@@ -15,14 +20,13 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-const admin = "hostile-admin@example.com"
+// admin is the admin list of the intents the specs publish.
+var admin = framework.AdminEmails["runtime.image_pull_failed"]
 
-var pipeline *harness.Pipeline // this process's hostile-input pipeline
+var pipeline *harness.Pipeline // this process's boundary pipeline
 
 var area = framework.Area{Label: speclabel.HostileInput, Setup: func(ctx SpecContext) {
-	pipeline = framework.Pipeline(ctx, "hostile input", harness.PipelineOptions{
-		AdminEmails: map[string]string{"runtime.image_pull_failed": admin},
-	})
+	pipeline = framework.Pipeline(ctx, "boundary", harness.PipelineOptions{AdminEmails: framework.AdminEmails})
 	// Every service must still be running after the hostile input.
 	DeferCleanup(func() {
 		for _, p := range pipeline.Processes() {

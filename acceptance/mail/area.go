@@ -8,16 +8,15 @@
 // dead-lettered without stopping the stream; SMTP failures are retried or
 // fail the delivery according to the reply.
 //
-// Every process runs its own Mailpit and its own mail process (smtp mode, short
-// retry schedule) on its own stream and database. Specs that stop Mailpit or
-// set its chaos triggers restore it in DeferCleanup.
+// Every process runs its own Mailpit and its own mail process (smtp mode,
+// short retry schedule) on its own stream and database, started by the first
+// Mail spec it runs. Specs that stop Mailpit or set its chaos triggers
+// restore it in DeferCleanup.
 package mail
 
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -30,89 +29,52 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-var (
-	infra harness.Infra
-	svc   *service // this process's Mail and Mailpit
-)
+var svc *service // this process's Mail and Mailpit
 
 var area = framework.Area{Label: speclabel.Mail, Setup: func(ctx SpecContext) {
-	infra = framework.Infra()
 	svc = framework.Shared(ctx, "mail with mailpit", startService)
 }}
 
 // describe registers Mail specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }
 
-// service is one process's mail service, its stream and its SMTP server,
-// with a client of each API.
+// service is one process's Mail — a pipeline of Mail alone — and the SMTP
+// server it sends to, with a client of each API.
 type service struct {
-	rdb     *redis.Client
-	stream  string
-	baseURL string
-	mail    *harness.Process
+	*harness.Pipeline
 	api     *harness.MailClient
 	mailpit *harness.Mailpit
 	smtp    *harness.MailpitClient
 }
 
-// Name and Processes make the service a shared resource of the process.
+// Name and Processes make the service a shared resource of the process
+// (with Mailpit's log beside Mail's); its stream dumps are the pipeline's.
 func (s *service) Name() string { return "mail with mailpit" }
 func (s *service) Processes() []*harness.Process {
-	return []*harness.Process{s.mail, s.mailpit.Process}
+	return append(s.Pipeline.Processes(), s.mailpit.Process)
 }
 
-// startService starts Mailpit and a mail process in smtp mode pointed at it,
-// with a fresh database and stream, and waits until both are ready.
+// startService starts Mailpit, then Mail in smtp mode pointed at it with a
+// short retry schedule, and waits until both are ready.
 func startService(ctx context.Context, tb harness.TB) *service {
-	suffix := harness.UniqueSuffix()
-	s := &service{
-		rdb:     redis.NewClient(&redis.Options{Addr: infra.RedisAddr, Protocol: 2, DisableIdentity: true}),
-		stream:  "mail:delivery_commands:" + suffix,
-		mailpit: harness.StartMailpit(ctx, tb),
-	}
-	s.smtp = s.mailpit.Client()
-	tb.Cleanup(func() { _ = s.rdb.Close() })
-	dsn, err := infra.Postgres().CreateDatabase(ctx, "mail_"+suffix)
-	if err != nil {
-		tb.Fatalf("mail database: %v", err)
-	}
-	root, err := harness.RepoRoot()
-	if err != nil {
-		tb.Fatalf("%v", err)
-	}
-	addr := harness.FreeTCPAddress(tb)
-	env := map[string]string{
-		"MAIL_LOG_LEVEL":                "info",
-		"MAIL_REDIS_ADDR":               infra.RedisAddr,
-		"MAIL_POSTGRES_DSN":             dsn,
-		"MAIL_INTERNAL_HTTP_ADDR":       addr,
-		"MAIL_SHUTDOWN_TIMEOUT":         "5s",
-		"MAIL_STREAM_CLAIM_IDLE":        "2s",
-		"MAIL_STREAM_CONSUMER":          "mail-" + suffix,
-		"MAIL_TEMPLATE_DIR":             filepath.Join(root, "mail", "templates"),
-		"MAIL_COMMANDS_STREAM":          s.stream,
-		"MAIL_STREAM_BLOCK_TIMEOUT":     "100ms",
-		"MAIL_OPERATOR_REQUEST_TIMEOUT": "5s",
-		"MAIL_SMTP_MODE":                "smtp",
-		"MAIL_SMTP_ADDR":                s.mailpit.SMTPAddr,
-		"MAIL_SMTP_FROM":                mailFrom,
-		"MAIL_SMTP_TIMEOUT":             "5s",
-		"MAIL_SEND_LEASE":               "10s",
-		"MAIL_RETRY_BACKOFF_MIN":        "200ms",
-		"MAIL_RETRY_BACKOFF_MAX":        "400ms",
-		"MAIL_MAX_ATTEMPTS":             "4",
-		"MAIL_SENDER_POLL_INTERVAL":     "50ms",
-		"OTEL_TRACES_EXPORTER":          "none",
-		"OTEL_METRICS_EXPORTER":         "none",
-	}
-	s.mail = harness.StartProcess(tb, "mail", infra.Binary(tb, "mail"), env)
-	s.baseURL = "http://" + addr
-	s.api = &harness.MailClient{BaseURL: s.baseURL}
-	harness.WaitForHTTPStatus(tb, s.mail, s.baseURL+"/readyz", http.StatusOK)
-	return s
+	mp := harness.StartMailpit(ctx, tb)
+	p := harness.StartPipeline(ctx, tb, framework.Infra(), harness.PipelineOptions{
+		Services: []string{"mail"},
+		SMTPAddr: mp.SMTPAddr,
+		Env: map[string]map[string]string{"mail": {
+			// Long enough for an operator resend to send within its
+			// request.
+			"MAIL_OPERATOR_REQUEST_TIMEOUT": "5s",
+			"MAIL_SMTP_TIMEOUT":             "5s",
+			"MAIL_SEND_LEASE":               "10s",
+			"MAIL_RETRY_BACKOFF_MIN":        "200ms",
+			"MAIL_RETRY_BACKOFF_MAX":        "400ms",
+			"MAIL_MAX_ATTEMPTS":             "4",
+			"MAIL_SENDER_POLL_INTERVAL":     "50ms",
+		}},
+	})
+	return &service{Pipeline: p, api: p.MailClient(), mailpit: mp, smtp: mp.Client()}
 }
-
-const mailFrom = "Galaxy Mail <mail@galaxy.example>"
 
 // recipient is an address no other spec or process uses.
 func recipient(what string) string {
@@ -148,7 +110,7 @@ func (s *service) push(ctx context.Context, fields map[string]string) {
 	for k, v := range fields {
 		values[k] = v
 	}
-	Expect(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.stream, Values: values}).Err()).To(Succeed())
+	Expect(s.Redis.XAdd(ctx, &redis.XAddArgs{Stream: s.Streams.MailCommands, Values: values}).Err()).To(Succeed())
 }
 
 // deliveryByKey waits until the delivery of key has one of statuses and

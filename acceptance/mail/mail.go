@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 )
 
@@ -57,7 +58,8 @@ var _ = describe("a template command on the stream", func() {
 		Expect(d.ErrorMessage).To(ContainSubstring("map has no entry for key"))
 		d = svc.deliveryByKey(ctx, "notfound-"+to, "failed")
 		Expect(d.ErrorCode).To(Equal("template_not_found"))
-		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(BeEmpty())
+		framework.Settle(ctx, svc.Pipeline)
+		Expect(svc.received(ctx, to)).To(BeEmpty())
 	})
 })
 
@@ -71,7 +73,7 @@ var _ = describe("malformed and repeated commands", func() {
 
 		svc.deliveryByKey(ctx, "good-"+to, "sent")
 		Eventually(ctx, func(g Gomega) {
-			dead, err := svc.rdb.XRange(ctx, svc.stream+":dead", "-", "+").Result()
+			dead, err := svc.Redis.XRange(ctx, svc.Streams.MailCommands+":dead", "-", "+").Result()
 			g.Expect(err).NotTo(HaveOccurred())
 			var reason string
 			for _, e := range dead {
@@ -82,6 +84,7 @@ var _ = describe("malformed and repeated commands", func() {
 			g.Expect(reason).To(ContainSubstring("to_json"))
 			g.Expect(reason).To(ContainSubstring("control character"))
 		}).Should(Succeed())
+		framework.Settle(ctx, svc.Pipeline)
 		Expect(svc.received(ctx, to)).To(HaveLen(1))
 		Expect(svc.received(ctx, "evil@example.com")).To(BeEmpty())
 	})
@@ -114,7 +117,11 @@ var _ = describe("malformed and repeated commands", func() {
 		Expect(harness.StatusOf(err)).To(Equal(http.StatusConflict), "%v", err)
 		Expect(harness.ErrorCodeOf(err)).To(Equal("idempotency_conflict"))
 
-		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(HaveLen(1))
+		framework.Settle(ctx, svc.Pipeline)
+		items, _, err := svc.api.Deliveries(ctx, harness.DeliveryQuery{IdempotencyKey: key})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(items).To(HaveLen(1))
+		Expect(svc.received(ctx, to)).To(HaveLen(1))
 	})
 })
 
@@ -142,6 +149,7 @@ var _ = describe("SMTP failures", func() {
 		Expect(d.Sequence).To(Equal(2))
 		Expect(d.Attempts).To(HaveLen(2))
 		Expect(d.Attempts[1].Sequence).To(Equal(2))
+		framework.Settle(ctx, svc.Pipeline)
 		Expect(svc.received(ctx, to)).To(HaveLen(1))
 	})
 
@@ -167,7 +175,8 @@ var _ = describe("SMTP failures", func() {
 		Expect(svc.mailpit.Start(ctx)).To(Succeed())
 		d := svc.deliveryByKey(ctx, "outage-"+to, "sent")
 		Expect(d.Attempts[len(d.Attempts)-1].Outcome).To(Equal("sent"))
-		Consistently(ctx, func() []harness.MailpitFullMessage { return svc.received(ctx, to) }).Should(HaveLen(1))
+		framework.Settle(ctx, svc.Pipeline)
+		Expect(svc.received(ctx, to)).To(HaveLen(1))
 	})
 
 	It("fails with attempts_exhausted after a 4xx on every attempt", func(ctx SpecContext) {

@@ -13,8 +13,6 @@ package notificationmail
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -37,102 +35,34 @@ var adminLists = map[string]string{
 	"runtime.start_config_invalid":   crashAdmin,
 }
 
-// services are one process's three services, their clients and its
-// streams.
+// services are one process's three services — a pipeline of the User
+// Service, Mail (stub SMTP) and Notification — with a client of each API.
 type services struct {
-	rdb                               *redis.Client
-	intents, mailCommands             string
-	userURL, mailURL, notificationURL string
-	user, mail, notification          *harness.Process
-	users                             *harness.UserClient
-	mailAPI                           *harness.MailClient
-	notifications                     *harness.NotificationClient
+	*harness.Pipeline
+	users         *harness.UserClient
+	mailAPI       *harness.MailClient
+	notifications *harness.NotificationClient
 }
 
-var (
-	infra harness.Infra
-	svc   *services // this process's three services
-)
+var svc *services // this process's three services
 
 var area = framework.Area{Label: speclabel.Notification, Setup: func(ctx SpecContext) {
-	infra = framework.Infra()
-	svc = framework.Shared(ctx, "notification and mail", startServices)
+	p := framework.Pipeline(ctx, "notification and mail", harness.PipelineOptions{
+		Services:    []string{"userservice", "mail", "notification"},
+		AdminEmails: adminLists,
+		Env: map[string]map[string]string{"notification": {
+			// A failed hand-off is retried up to every 500ms and not given
+			// up within a spec: the User Service's outage spec waits
+			// through several.
+			"NOTIFICATION_ROUTE_BACKOFF_MAX":  "500ms",
+			"NOTIFICATION_ROUTE_MAX_ATTEMPTS": "100",
+		}},
+	})
+	svc = &services{Pipeline: p, users: p.UserClient(), mailAPI: p.MailClient(), notifications: p.NotificationClient()}
 }}
 
 // describe registers Notification → Mail specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }
-
-// Name and Processes make the services a shared resource of the process.
-func (s *services) Name() string { return "notification and mail" }
-func (s *services) Processes() []*harness.Process {
-	return []*harness.Process{s.user, s.mail, s.notification}
-}
-
-// startServices starts the User Service, Mail (stub SMTP) and Notification
-// with fresh databases on fresh streams, and waits until each is ready.
-func startServices(ctx context.Context, tb harness.TB) *services {
-	suffix := harness.UniqueSuffix()
-	s := &services{
-		rdb:          redis.NewClient(&redis.Options{Addr: infra.RedisAddr, Protocol: 2, DisableIdentity: true}),
-		intents:      "notification:intents:" + suffix,
-		mailCommands: "mail:delivery_commands:" + suffix,
-	}
-	tb.Cleanup(func() { _ = s.rdb.Close() })
-	pg := infra.Postgres()
-	common := func(prefix, service string) map[string]string {
-		dsn, err := pg.CreateDatabase(ctx, service+"_"+suffix)
-		if err != nil {
-			tb.Fatalf("%s database: %v", service, err)
-		}
-		return map[string]string{
-			prefix + "LOG_LEVEL":          "info",
-			prefix + "REDIS_ADDR":         infra.RedisAddr,
-			prefix + "POSTGRES_DSN":       dsn,
-			prefix + "INTERNAL_HTTP_ADDR": harness.FreeTCPAddress(tb),
-			prefix + "SHUTDOWN_TIMEOUT":   "5s",
-			prefix + "STREAM_CLAIM_IDLE":  "2s",
-			prefix + "STREAM_CONSUMER":    service + "-" + suffix,
-			"OTEL_TRACES_EXPORTER":        "none",
-			"OTEL_METRICS_EXPORTER":       "none",
-		}
-	}
-	start := func(service, prefix string, env map[string]string) (*harness.Process, string) {
-		p := harness.StartProcess(tb, service, infra.Binary(tb, service), env)
-		base := "http://" + env[prefix+"INTERNAL_HTTP_ADDR"]
-		harness.WaitForHTTPStatus(tb, p, base+"/readyz", http.StatusOK)
-		return p, base
-	}
-	s.user, s.userURL = start("userservice", "USERSERVICE_", common("USERSERVICE_", "userservice"))
-
-	root, err := harness.RepoRoot()
-	if err != nil {
-		tb.Fatalf("%v", err)
-	}
-	mailEnv := common("MAIL_", "mail")
-	mailEnv["MAIL_TEMPLATE_DIR"] = filepath.Join(root, "mail", "templates")
-	mailEnv["MAIL_SMTP_MODE"] = "stub"
-	mailEnv["MAIL_COMMANDS_STREAM"] = s.mailCommands
-	mailEnv["MAIL_STREAM_BLOCK_TIMEOUT"] = "100ms"
-	s.mail, s.mailURL = start("mail", "MAIL_", mailEnv)
-
-	env := common("NOTIFICATION_", "notification")
-	env["NOTIFICATION_USER_SERVICE_BASE_URL"] = s.userURL
-	env["NOTIFICATION_USER_SERVICE_TIMEOUT"] = "1s"
-	env["NOTIFICATION_INTENTS_READ_BLOCK_TIMEOUT"] = "100ms"
-	env["NOTIFICATION_ROUTE_BACKOFF_MIN"] = "100ms"
-	env["NOTIFICATION_ROUTE_BACKOFF_MAX"] = "500ms"
-	env["NOTIFICATION_ROUTE_MAX_ATTEMPTS"] = "100"
-	env["NOTIFICATION_INTENTS_STREAM"] = s.intents
-	env["NOTIFICATION_MAIL_COMMANDS_STREAM"] = s.mailCommands
-	for notificationType, list := range adminLists {
-		env[harness.AdminEmailsVariable(notificationType)] = list
-	}
-	s.notification, s.notificationURL = start("notification", "NOTIFICATION_", env)
-	s.users = &harness.UserClient{BaseURL: s.userURL}
-	s.mailAPI = &harness.MailClient{BaseURL: s.mailURL}
-	s.notifications = &harness.NotificationClient{BaseURL: s.notificationURL}
-	return s
-}
 
 // publish appends an intent and returns its entry ID.
 func (s *services) publish(ctx context.Context, fields map[string]string) string {
@@ -140,7 +70,7 @@ func (s *services) publish(ctx context.Context, fields map[string]string) string
 	for k, v := range fields {
 		values[k] = v
 	}
-	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.intents, Values: values}).Result()
+	id, err := s.Redis.XAdd(ctx, &redis.XAddArgs{Stream: s.Streams.Intents, Values: values}).Result()
 	Expect(err).NotTo(HaveOccurred())
 	return id
 }

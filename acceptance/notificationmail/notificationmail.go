@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -38,6 +39,12 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			g.Expect(n.Status).To(Equal("routed"))
 			g.Expect(n.Routes).To(HaveLen(2))
 		}).Should(Succeed())
+
+		framework.Settle(ctx, svc.Pipeline)
+		for _, admin := range []string{"nm-admin@example.com", "nm-oncall@example.com"} {
+			items := svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(intentID, admin)})
+			Expect(items).To(HaveLen(1), "mails to %s", admin)
+		}
 	})
 
 	It("mails users in their own locale and skips the opted-out and the unknown", func(ctx SpecContext) {
@@ -83,9 +90,12 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		}).Should(Succeed())
 		Expect(subjects[ana]).To(HavePrefix("Your Galaxy game"))
 		Expect(subjects[bea]).To(HavePrefix("Votre partie Galaxy"), "fr-CA falls back to the fr template")
-		Consistently(ctx, func(g Gomega) {
-			g.Expect(svc.deliveries(ctx, g, harness.DeliveryQuery{Recipient: cid + "@example.com"})).To(BeEmpty())
-		}).Should(Succeed())
+
+		framework.Settle(ctx, svc.Pipeline)
+		for _, user := range []string{ana, bea} {
+			Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{Recipient: user + "@example.com"})).To(HaveLen(1), "mails to %s", user)
+		}
+		Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{Recipient: cid + "@example.com"})).To(BeEmpty())
 	})
 
 	It("mails once when a producer repeats an intent with its idempotency key", func(ctx SpecContext) {
@@ -149,10 +159,10 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 	It("mails a user once the User Service is back", Serial, func(ctx SpecContext) {
 		user := harness.UniqueName("dan")
 		svc.createUser(ctx, harness.NewUser{UserID: user, Email: user + "@example.com", DisplayName: "Dan", Locale: "fr"})
-		Expect(svc.user.Stop()).To(Succeed())
+		Expect(svc.User.Stop()).To(Succeed())
 		DeferCleanup(func() {
-			if !svc.user.Running() {
-				Expect(svc.user.Restart()).To(Succeed())
+			if !svc.User.Running() {
+				Expect(svc.User.Restart()).To(Succeed())
 			}
 		})
 		intentID := svc.publish(ctx, userIntent(harness.UniqueName("game"), user))
@@ -164,7 +174,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			g.Expect(n.Routes[0].Attempts).To(BeNumerically(">=", 2))
 			g.Expect(n.Routes[0].LastError).To(HaveValue(ContainSubstring("user service")))
 		}).Should(Succeed())
-		Expect(svc.user.Restart()).To(Succeed())
+		Expect(svc.User.Restart()).To(Succeed())
 
 		Eventually(ctx, func(g Gomega) {
 			items := svc.deliveries(ctx, g, harness.DeliveryQuery{Recipient: user + "@example.com"})
@@ -172,23 +182,25 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			g.Expect(items[0].Status).To(Equal("sent"))
 			g.Expect(items[0].Locale).To(Equal("fr"))
 		}).Should(Succeed())
+		framework.Settle(ctx, svc.Pipeline)
+		Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{Recipient: user + "@example.com"})).To(HaveLen(1))
 	})
 
 	It("mails every intent exactly once across a Notification crash", Serial, speclabel.SlowSpec(), func(ctx SpecContext) {
 		const total = 400
-		pipe := svc.rdb.Pipeline()
+		pipe := svc.Redis.Pipeline()
 		var cmds []*redis.StringCmd
 		for range total {
 			intent := adminIntent("runtime.start_config_invalid", harness.UniqueName("crash"))
-			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.intents, Values: toAny(intent)}))
+			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.Streams.Intents, Values: toAny(intent)}))
 		}
 		_, err := pipe.Exec(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		// Kill as soon as the first commands are out: the rest is in flight.
-		Eventually(ctx, func() (int64, error) { return svc.rdb.XLen(ctx, svc.mailCommands).Result() }).
+		Eventually(ctx, func() (int64, error) { return svc.Redis.XLen(ctx, svc.Streams.MailCommands).Result() }).
 			WithPolling(10 * time.Millisecond).Should(BeNumerically(">", 0))
-		Expect(svc.notification.Kill()).To(Succeed())
-		Expect(svc.notification.Restart()).To(Succeed())
+		Expect(svc.Notification.Kill()).To(Succeed())
+		Expect(svc.Notification.Restart()).To(Succeed())
 
 		Eventually(ctx, func(g Gomega) {
 			items := svc.deliveries(ctx, g, harness.DeliveryQuery{Recipient: crashAdmin})
@@ -198,7 +210,11 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			}
 		}).Should(Succeed())
 
-		entries, err := svc.rdb.XRange(ctx, svc.mailCommands, "-", "+").Result()
+		// What the killed process left half done, its successor finishes:
+		// once the pipeline has settled nothing is left to finish, so a
+		// mail command written twice is on the stream by now.
+		framework.Settle(ctx, svc.Pipeline)
+		entries, err := svc.Redis.XRange(ctx, svc.Streams.MailCommands, "-", "+").Result()
 		Expect(err).NotTo(HaveOccurred())
 		perKey := map[string]int{}
 		for _, e := range entries {
@@ -219,16 +235,18 @@ func toAny(m map[string]string) map[string]any {
 	return out
 }
 
-// expectOneMailFor checks that the routed intent's mail is sent and that the
-// duplicate's never is.
+// expectOneMailFor checks that the routed intent's mail is sent and that,
+// once the pipeline has settled, it is the only one and the duplicate's
+// never is.
 func expectOneMailFor(ctx context.Context, routed, duplicate string) {
 	GinkgoHelper()
+	routedKey := harness.AdminRouteKey(routed, "nm-admin@example.com")
 	Eventually(ctx, func(g Gomega) {
-		items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(routed, "nm-admin@example.com")})
+		items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: routedKey})
 		g.Expect(items).To(HaveLen(1))
 		g.Expect(items[0].Status).To(Equal("sent"))
 	}).Should(Succeed())
-	Consistently(ctx, func(g Gomega) {
-		g.Expect(svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(duplicate, "nm-admin@example.com")})).To(BeEmpty())
-	}).Should(Succeed())
+	framework.Settle(ctx, svc.Pipeline)
+	Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: routedKey})).To(HaveLen(1))
+	Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(duplicate, "nm-admin@example.com")})).To(BeEmpty())
 }

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -19,21 +20,17 @@ var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
 	It("share one consumer group and mail every intent exactly once", Serial, speclabel.SlowSpec(), func(ctx SpecContext) {
 		// A second process with the first one's database and streams, as a
 		// second replica of the deployment would be.
-		env := svc.notification.Env()
-		env["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
-		env["NOTIFICATION_STREAM_CONSUMER"] += "-replica"
-		replica := harness.StartProcess(GinkgoT(), "notification-replica", svc.notification.Binary(), env)
-		replicaURL := "http://" + env["NOTIFICATION_INTERNAL_HTTP_ADDR"]
-		harness.WaitForHTTPStatus(GinkgoT(), replica, replicaURL+"/readyz", http.StatusOK)
-		DeferCleanup(harness.AttachLogsOnFailure, replica)
-		acceptedBefore := acceptedIntents(ctx, svc.notificationURL) + acceptedIntents(ctx, replicaURL)
+		replica := svc.Service("notification").Replica(ctx, GinkgoT(), nil)
+		replicaURL := replica.URL
+		DeferCleanup(harness.AttachLogsOnFailure, replica.Process)
+		acceptedBefore := acceptedIntents(ctx, svc.NotificationURL) + acceptedIntents(ctx, replicaURL)
 
 		const total = 300
-		pipe := svc.rdb.Pipeline()
+		pipe := svc.Redis.Pipeline()
 		var cmds []*redis.StringCmd
 		for range total {
 			intent := adminIntent("runtime.image_pull_failed", harness.UniqueName("replica"))
-			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.intents, Values: toAny(intent)}))
+			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.Streams.Intents, Values: toAny(intent)}))
 		}
 		_, err := pipe.Exec(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -60,8 +57,11 @@ var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
 			}
 		}).WithTimeout(90 * time.Second).Should(Succeed())
 
-		By("no mail command written twice")
-		entries, err := svc.rdb.XRange(ctx, svc.mailCommands, "-", "+").Result()
+		By("no mail command written twice, once the pipeline has settled")
+		// Settled reads the routes of both replicas: they share one
+		// database.
+		framework.Settle(ctx, svc.Pipeline)
+		entries, err := svc.Redis.XRange(ctx, svc.Streams.MailCommands, "-", "+").Result()
 		Expect(err).NotTo(HaveOccurred())
 		perKey := map[string]int{}
 		for _, e := range entries {
@@ -73,7 +73,7 @@ var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
 		}
 
 		By("both replicas having taken a share")
-		first := acceptedIntents(ctx, svc.notificationURL)
+		first := acceptedIntents(ctx, svc.NotificationURL)
 		second := acceptedIntents(ctx, replicaURL)
 		Expect(first + second - acceptedBefore).To(BeNumerically(">=", total))
 		Expect(second).To(BeNumerically(">", 0), "the replica accepted no intent")

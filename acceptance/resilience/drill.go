@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 )
 
@@ -50,11 +51,7 @@ const (
 	// held a game's lease: the redelivered job waits for the lease to
 	// expire (RTMANAGER_GAME_LEASE_TTL_SECONDS, 30 s in the pipeline).
 	recoveryTimeout = 2 * time.Minute
-	// quietPeriod is how long nothing may change once the system is whole:
-	// longer than the pipeline's claim idle (2 s), after which a pending
-	// entry would be delivered again.
-	quietPeriod = 3 * time.Second
-	specTimeout = 6 * time.Minute
+	specTimeout     = 6 * time.Minute
 )
 
 // drill is one spec's pipeline and the work it pushes through it.
@@ -75,10 +72,9 @@ type drillOptions struct {
 	// infra is what the pipeline runs on: the suite's, or a copy pointing at
 	// a Redis or PostgreSQL of the spec's own.
 	infra harness.Infra
-	// env adds to the pipeline's environment per service.
-	env map[string]map[string]string
-	// mailpit, when set, is the SMTP server Mail sends to; the drill then
-	// checks what it received.
+	// mailpit, when set, is the SMTP server Mail sends to (in smtp mode,
+	// with its default retry schedule); the drill then checks what it
+	// received.
 	mailpit *harness.Mailpit
 }
 
@@ -162,24 +158,22 @@ func everything(*item) bool { return true }
 // 5 min, 8 attempts): the pipeline shortens it to 100 ms for quick boundary
 // specs, which gives a route under one second to survive an outage.
 func newDrill(ctx SpecContext, opts drillOptions) *drill {
-	env := map[string]map[string]string{
-		"notification": {
+	pipelineOpts := harness.PipelineOptions{
+		AdminEmails: adminLists,
+		Env: map[string]map[string]string{"notification": {
 			"NOTIFICATION_ROUTE_BACKOFF_MIN": "1s",
 			"NOTIFICATION_ROUTE_BACKOFF_MAX": "5m",
-		},
+		}},
 	}
-	for service, vars := range opts.env {
-		if env[service] == nil {
-			env[service] = map[string]string{}
-		}
-		for k, v := range vars {
-			env[service][k] = v
-		}
+	var smtpServer []*harness.Process
+	if opts.mailpit != nil {
+		pipelineOpts.SMTPAddr = opts.mailpit.SMTPAddr
+		smtpServer = append(smtpServer, opts.mailpit.Process)
 	}
 	d := &drill{mailpit: opts.mailpit, stops: map[string]*item{}, gameOf: map[string]string{}}
-	d.p = harness.StartPipeline(ctx, GinkgoT(), opts.infra, harness.PipelineOptions{AdminEmails: adminLists, Env: env})
+	d.p = harness.StartPipeline(ctx, GinkgoT(), opts.infra, pipelineOpts)
 	d.mailAPI = d.p.MailClient()
-	DeferCleanup(d.reportOnFailure, NodeTimeout(harness.ReportTimeout))
+	framework.ReportOnFailure(framework.SpecPipeline("drill pipeline", d.p, smtpServer...))
 
 	d.user = createUser(ctx, d.p.UserClient(), harness.UniqueName("player")+"@example.com")
 	images := []struct{ ref, code string }{
@@ -202,23 +196,6 @@ func newDrill(ctx SpecContext, opts drillOptions) *drill {
 		)
 	}
 	return d
-}
-
-// reportOnFailure attaches the streams, the consumer groups' backlog and
-// every process's log to a failed spec.
-func (d *drill) reportOnFailure(ctx SpecContext) {
-	if !CurrentSpecReport().Failed() {
-		return
-	}
-	AddReportEntry("streams", d.p.DumpStreams(ctx), ReportEntryVisibilityFailureOrVerbose)
-	if backlog, err := d.p.Backlog(ctx); err == nil {
-		AddReportEntry("backlog", fmt.Sprint(backlog), ReportEntryVisibilityFailureOrVerbose)
-	}
-	procs := d.p.Processes()
-	if d.mailpit != nil {
-		procs = append(procs, d.mailpit.Process)
-	}
-	harness.AttachLogsOnFailure(procs...)
 }
 
 // service returns one service's process and base URL.
@@ -532,12 +509,18 @@ func (d *drill) awaitRecovery(ctx context.Context, fault string, brokenAt, repai
 // expectWhole proves the end state: every item of the exact set processed
 // exactly once, every other item at most once, nothing unexpected, no
 // container left after the healthy games are stopped, nothing pending, and
-// nothing changing any more. Every service still runs and is ready.
+// nothing more once the pipeline has settled. Every service still runs and
+// is ready.
 func (d *drill) expectWhole(ctx context.Context, exact func(*item) bool) {
 	GinkgoHelper()
 	d.expectServicesReady(ctx)
 
-	By("every start job with one result, every failed start with one intent and one sent mail, every intent with one sent mail")
+	By("every start job with one result, every failed start with one intent and one sent mail, every intent with one sent mail, once the pipeline has settled")
+	// Whatever the fault left half done — a pending entry, a job waiting
+	// for a lease, an unpublished outbox row, a route or a delivery
+	// waiting for a retry — is in flight until it is finished: once
+	// settled, every duplicate it could cause has happened.
+	framework.Settle(ctx, d.p)
 	s, err := d.snapshot(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	d.expectOnce(ctx, s, exact)
@@ -546,8 +529,8 @@ func (d *drill) expectWhole(ctx context.Context, exact func(*item) bool) {
 	d.expectContainers(ctx, exact)
 	d.stopGames(ctx, exact)
 
-	By("nothing pending in any consumer group, nothing dead-lettered")
-	d.expectQuiet(ctx)
+	By("nothing pending in any consumer group, nothing dead-lettered, nothing more after the stops")
+	d.expectQuiet(ctx, exact, countsOf(s))
 }
 
 // expectServicesReady checks that no service crashed and each is ready.
@@ -722,33 +705,34 @@ func countsOf(s snapshot) counts {
 	return c
 }
 
-// expectQuiet waits until no consumer group has anything pending or unread
-// and no entry was dead-lettered, then checks that nothing changes for a
-// while: no late duplicate result, intent or mail.
-func (d *drill) expectQuiet(ctx context.Context) {
+// expectQuiet waits until the pipeline has settled after the stops, then
+// checks that no consumer group has anything pending or unread, that no
+// entry was dead-lettered, and that nothing came after before (the counts
+// expectWhole checked) but one result for each stop: no late duplicate
+// result, intent or mail.
+func (d *drill) expectQuiet(ctx context.Context, exact func(*item) bool, before counts) {
 	GinkgoHelper()
-	settled := func(g Gomega) {
-		backlog, err := d.p.Backlog(ctx)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(backlog).NotTo(BeEmpty())
-		for _, b := range backlog {
-			g.Expect(b.Pending).To(BeZero(), "pending: %s", b)
-			g.Expect(b.Lag).To(BeNumerically("<=", 0), "unread: %s", b)
-		}
-		dead, err := d.p.DeadLetters(ctx)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(dead).To(BeEmpty(), "dead-lettered entries")
+	framework.Settle(ctx, d.p)
+	backlog, err := d.p.Backlog(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(backlog).NotTo(BeEmpty())
+	for _, b := range backlog {
+		Expect(b.Pending).To(BeZero(), "pending: %s", b)
+		Expect(b.Lag).To(BeNumerically("<=", 0), "unread: %s", b)
 	}
-	Eventually(ctx, settled).Should(Succeed())
+	dead, err := d.p.DeadLetters(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(dead).To(BeEmpty(), "dead-lettered entries")
+
 	s, err := d.snapshot(ctx)
 	Expect(err).NotTo(HaveOccurred())
-	before := countsOf(s)
-	Consistently(ctx, func(g Gomega) {
-		settled(g)
-		s, err := d.snapshot(ctx)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(countsOf(s)).To(Equal(before))
-	}).WithTimeout(quietPeriod).WithPolling(500 * time.Millisecond).Should(Succeed())
+	d.expectOnce(ctx, s, exact)
+	for id, it := range d.stops {
+		Expect(s.stopResults[id]).To(HaveLen(1), "stop results of %s", it)
+	}
+	want := before
+	want.Results += len(d.stops)
+	Expect(countsOf(s)).To(Equal(want))
 }
 
 // holdFault keeps a fault in place while the flow goes on.

@@ -17,13 +17,7 @@ var _ = describe("the SMTP server down for a while", func() {
 	// one an operator would see.
 	It("sends every mail exactly once when it is back", speclabel.SlowSpec(), func(ctx SpecContext) {
 		mp := harness.StartMailpit(ctx, GinkgoT())
-		d := newDrill(ctx, drillOptions{infra: infra, mailpit: mp, env: map[string]map[string]string{
-			"mail": {
-				"MAIL_SMTP_MODE": "smtp",
-				"MAIL_SMTP_ADDR": mp.SMTPAddr,
-				"MAIL_SMTP_FROM": "Galaxy Mail <mail@galaxy.example>",
-			},
-		}})
+		d := newDrill(ctx, drillOptions{infra: infra, mailpit: mp})
 		f := d.startFlow(ctx, d.items)
 		f.waitPublished(ctx, faultAfter)
 

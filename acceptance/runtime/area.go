@@ -6,11 +6,14 @@
 // streams, its HTTP API and the daemon.
 //
 // Each process runs one rtmanager of its own (its own database, streams,
-// Docker network, state root and instance identity), started by the first
-// runtime spec it runs.
+// Docker network, state root and instance identity): a pipeline of the
+// Runtime Manager alone, started by the first runtime spec it runs.
 package runtime
 
 import (
+	"strconv"
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 
 	"galaxy/acceptance/framework"
@@ -18,14 +21,36 @@ import (
 	"galaxy/harness/speclabel"
 )
 
+// The manager's loops run faster than the pipeline's defaults, so a spec sees
+// a game turn unhealthy, exit or go missing within seconds.
+const (
+	inspectInterval   = 500 * time.Millisecond
+	probeInterval     = 500 * time.Millisecond
+	reconcileInterval = time.Second
+	cleanupInterval   = time.Second
+	// leaseTTL is short, so a job whose manager was killed holding the
+	// game's lease is redelivered and runs within seconds.
+	leaseTTL = 5 * time.Second
+)
+
 var (
 	infra harness.Infra
-	rtm   *manager
+	rtm   *harness.Pipeline // this process's Runtime Manager
 )
 
 var area = framework.Area{Label: speclabel.Runtime, Setup: func(ctx SpecContext) {
 	infra = framework.Infra()
-	rtm = framework.Shared(ctx, "runtime manager", startManager)
+	rtm = framework.Pipeline(ctx, "runtime", harness.PipelineOptions{
+		Services: []string{"rtmanager"},
+		Env: map[string]map[string]string{"rtmanager": {
+			"RTMANAGER_INSPECT_INTERVAL":       inspectInterval.String(),
+			"RTMANAGER_PROBE_INTERVAL":         probeInterval.String(),
+			"RTMANAGER_RECONCILE_INTERVAL":     reconcileInterval.String(),
+			"RTMANAGER_CLEANUP_INTERVAL":       cleanupInterval.String(),
+			"RTMANAGER_GAME_LEASE_TTL_SECONDS": strconv.Itoa(int(leaseTTL.Seconds())),
+			"RTMANAGER_CONTAINER_STOP_TIMEOUT": "5s",
+		}},
+	})
 }}
 
 // describe registers runtime specs.

@@ -21,9 +21,12 @@ import (
 var _ = describe("an internal API with no <P>_INTERNAL_HTTP_ADDR", Serial, func() {
 	for _, s := range services {
 		It(fmt.Sprintf("%s listens on %s only", s.name, s.defaultAddr), func(ctx SpecContext) {
-			env := serviceEnv(ctx, s, "http://"+services[0].defaultAddr)
-			p := harness.StartProcess(GinkgoT(), s.name, infra.Binary(GinkgoT(), s.name), env)
-			DeferCleanup(harness.AttachLogsOnFailure, p)
+			p := startService(ctx, s, harness.ServiceSpec{
+				UserURL: "http://" + services[0].defaultAddr,
+				Unset:   []string{s.prefix + "INTERNAL_HTTP_ADDR"},
+				// Where it listens is what the spec reads from its log.
+				Wait: harness.WaitNone,
+			}).Process
 			Expect(p.Env()).NotTo(HaveKey(s.prefix+"INTERNAL_HTTP_ADDR"),
 				"ginkgo.yml's services.%s sets the address; the default cannot be checked", s.name)
 

@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -133,16 +134,12 @@ var _ = describe("secrets", func() {
 		mp := startAuthMailpit(ctx)
 		env := map[string]map[string]string{}
 		for _, s := range services {
-			env[s.name] = map[string]string{
+			env[s.name] = debugEnv(s, map[string]string{
 				s.prefix + "POSTGRES_DSN":   dsns[s.name],
 				s.prefix + "REDIS_PASSWORD": redisPassword,
-				s.prefix + "LOG_LEVEL":      "debug",
-			}
+			})
 		}
 		maps.Copy(env["mail"], map[string]string{
-			"MAIL_SMTP_MODE":            "smtp",
-			"MAIL_SMTP_ADDR":            mp.SMTPAddr,
-			"MAIL_SMTP_FROM":            "Galaxy Mail <mail@galaxy.example>",
 			"MAIL_SMTP_USERNAME":        smtpUser,
 			"MAIL_SMTP_PASSWORD":        smtpPassword,
 			"MAIL_SMTP_TIMEOUT":         "5s",
@@ -157,11 +154,13 @@ var _ = describe("secrets", func() {
 		p := harness.StartPipeline(ctx, GinkgoT(), pipeInfra, harness.PipelineOptions{
 			AdminEmails: map[string]string{"runtime.image_pull_failed": admin},
 			Env:         env,
+			SMTPAddr:    mp.SMTPAddr,
 		})
-		DeferCleanup(harness.AttachLogsOnFailure, p.User, p.Mail, p.Notification, p.RTManager)
-		rdb := redis.NewClient(&redis.Options{Addr: rds.Addr, Password: redisPassword, Protocol: 2, DisableIdentity: true})
-		DeferCleanup(rdb.Close)
-		t := &traffic{p: p, rdb: rdb, admin: admin}
+		// The pipeline's own client knows no password.
+		p.Redis = redis.NewClient(&redis.Options{Addr: rds.Addr, Password: redisPassword, Protocol: 2, DisableIdentity: true})
+		DeferCleanup(p.Redis.Close)
+		framework.ReportOnFailure(framework.SpecPipeline("secrets pipeline", p))
+		t := &traffic{p: p, admin: admin}
 
 		By("mailing the operators about a failed start over authenticated SMTP")
 		t.startJob(ctx, "sent", "sent")
@@ -271,10 +270,10 @@ var _ = describe("secrets", func() {
 
 		By("a DSN that does not parse: every service exits at once")
 		for _, s := range services {
-			env := serviceEnv(ctx, s, "http://127.0.0.1:1")
-			env[s.prefix+"INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
-			env[s.prefix+"POSTGRES_DSN"] = "postgres://galaxy:" + wrong + "@127.0.0.1:notaport/galaxy?sslmode=disable"
-			proc := harness.StartProcess(GinkgoT(), s.name, infra.Binary(GinkgoT(), s.name), env)
+			proc := startService(ctx, s, harness.ServiceSpec{
+				Env:  map[string]string{s.prefix + "POSTGRES_DSN": "postgres://galaxy:" + wrong + "@127.0.0.1:notaport/galaxy?sslmode=disable"},
+				Wait: harness.WaitNone,
+			}).Process
 			code, err := proc.Wait(30 * time.Second)
 			Expect(err).NotTo(HaveOccurred(), "%s did not exit:\n%s", s.name, proc.LogTail(20))
 			Expect(code).NotTo(BeZero())
@@ -282,16 +281,15 @@ var _ = describe("secrets", func() {
 		}
 
 		By("an SMTP password with an invalid sender: Mail refuses its configuration")
-		mailEnv := serviceEnv(ctx, services[1], "")
-		maps.Copy(mailEnv, map[string]string{
-			"MAIL_INTERNAL_HTTP_ADDR": harness.FreeTCPAddress(GinkgoT()),
-			"MAIL_SMTP_MODE":          "smtp",
-			"MAIL_SMTP_ADDR":          "127.0.0.1:1",
-			"MAIL_SMTP_FROM":          "not an address",
-			"MAIL_SMTP_USERNAME":      "galaxy-mail",
-			"MAIL_SMTP_PASSWORD":      smtpPassword,
-		})
-		proc := harness.StartProcess(GinkgoT(), "mail", infra.Binary(GinkgoT(), "mail"), mailEnv)
+		proc := startService(ctx, services[1], harness.ServiceSpec{
+			SMTPAddr: "127.0.0.1:1",
+			Env: map[string]string{
+				"MAIL_SMTP_FROM":     "not an address",
+				"MAIL_SMTP_USERNAME": "galaxy-mail",
+				"MAIL_SMTP_PASSWORD": smtpPassword,
+			},
+			Wait: harness.WaitNone,
+		}).Process
 		code, err := proc.Wait(30 * time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(code).To(Equal(2))
@@ -299,21 +297,21 @@ var _ = describe("secrets", func() {
 		texts["mail log, invalid sender"] = proc.Logs()
 
 		By("a wrong Redis password: Mail runs, unready, and says why")
-		mailEnv = serviceEnv(ctx, services[1], "")
-		maps.Copy(mailEnv, map[string]string{
-			"MAIL_INTERNAL_HTTP_ADDR": harness.FreeTCPAddress(GinkgoT()),
-			"MAIL_POSTGRES_DSN":       dsns["mail"],
-			"MAIL_REDIS_ADDR":         rds.Addr,
-			"MAIL_REDIS_PASSWORD":     wrong,
-			"MAIL_SMTP_MODE":          "smtp",
-			"MAIL_SMTP_ADDR":          "127.0.0.1:1",
-			"MAIL_SMTP_FROM":          "mail@galaxy.example",
-			"MAIL_SMTP_USERNAME":      "galaxy-mail",
-			"MAIL_SMTP_PASSWORD":      smtpPassword,
+		mail := startService(ctx, services[1], harness.ServiceSpec{
+			DSN:      dsns["mail"],
+			SMTPAddr: "127.0.0.1:1",
+			Env: map[string]string{
+				"MAIL_REDIS_ADDR":     rds.Addr,
+				"MAIL_REDIS_PASSWORD": wrong,
+				"MAIL_SMTP_FROM":      "mail@galaxy.example",
+				"MAIL_SMTP_USERNAME":  "galaxy-mail",
+				"MAIL_SMTP_PASSWORD":  smtpPassword,
+			},
+			// Unready is what the spec waits for.
+			Wait: harness.WaitNone,
 		})
-		proc = harness.StartProcess(GinkgoT(), "mail", infra.Binary(GinkgoT(), "mail"), mailEnv)
-		DeferCleanup(harness.AttachLogsOnFailure, proc)
-		readyz := "http://" + mailEnv["MAIL_INTERNAL_HTTP_ADDR"] + "/readyz"
+		proc = mail.Process
+		readyz := mail.URL + "/readyz"
 		var notReady harness.Response
 		Eventually(ctx, func(g Gomega) {
 			g.Expect(proc.Running()).To(BeTrue(), proc.LogTail(20))
@@ -323,8 +321,10 @@ var _ = describe("secrets", func() {
 			g.Expect(notReady.Status).To(Equal(http.StatusServiceUnavailable))
 			g.Expect(string(notReady.Body)).To(ContainSubstring("redis"))
 		}).Should(Succeed())
-		// Let the stream consumers fail a few times, and log it.
-		time.Sleep(2 * time.Second)
+		// The stream consumer tries to set up its group once a second and
+		// logs each failure: let it fail a few times.
+		Eventually(ctx, func() int { return strings.Count(proc.Logs(), "stream group unavailable") }).
+			Should(BeNumerically(">=", 3), "the consumer's failures logged")
 		texts["mail /readyz, wrong Redis password"] = string(notReady.Body)
 		metrics, err := harness.Do(ctx, harness.Request{URL: strings.TrimSuffix(readyz, "/readyz") + "/metrics"})
 		Expect(err).NotTo(HaveOccurred())
@@ -333,13 +333,10 @@ var _ = describe("secrets", func() {
 		texts["mail log, wrong Redis password"] = proc.Logs()
 
 		By("a wrong PostgreSQL password: Notification gives up connecting")
-		notEnv := serviceEnv(ctx, services[2], "http://127.0.0.1:1")
 		u, err := url.Parse(dsns["notification"])
 		Expect(err).NotTo(HaveOccurred())
 		u.User = url.UserPassword(u.User.Username(), wrong)
-		notEnv["NOTIFICATION_INTERNAL_HTTP_ADDR"] = harness.FreeTCPAddress(GinkgoT())
-		notEnv["NOTIFICATION_POSTGRES_DSN"] = u.String()
-		proc = harness.StartProcess(GinkgoT(), "notification", infra.Binary(GinkgoT(), "notification"), notEnv)
+		proc = startService(ctx, services[2], harness.ServiceSpec{DSN: u.String(), Wait: harness.WaitNone}).Process
 		// The platform retries the first connection for 30 s.
 		code, err = proc.Wait(90 * time.Second)
 		Expect(err).NotTo(HaveOccurred(), proc.LogTail(20))
@@ -354,7 +351,6 @@ var _ = describe("secrets", func() {
 // traffic drives the pipeline and keeps every API answer it saw.
 type traffic struct {
 	p     *harness.Pipeline
-	rdb   *redis.Client
 	admin string
 	texts map[string]string
 	n     int
@@ -368,13 +364,11 @@ func (t *traffic) startJob(ctx context.Context, what, status string) harness.Del
 	}
 	t.n++
 	gameID := harness.UniqueName("sec-" + what)
-	_, err := t.rdb.XAdd(ctx, &redis.XAddArgs{Stream: t.p.Streams.StartJobs, Values: map[string]any{
-		"game_id": gameID, "image_ref": infra.MissingImage, "requested_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
-	}}).Result()
+	_, err := t.p.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": infra.MissingImage})
 	Expect(err).NotTo(HaveOccurred())
 	var intentID string
 	Eventually(ctx, func(g Gomega) {
-		entries, err := t.rdb.XRange(ctx, t.p.Streams.Intents, "-", "+").Result()
+		entries, err := t.p.Redis.XRange(ctx, t.p.Streams.Intents, "-", "+").Result()
 		g.Expect(err).NotTo(HaveOccurred())
 		for _, e := range entries {
 			payload, _ := e.Values["payload_json"].(string)
@@ -430,7 +424,7 @@ func (t *traffic) userMail(ctx context.Context) {
 	Expect(created.Email).To(Equal(email))
 	t.texts["user create answer"] = string(a.Body)
 	audience, _ := json.Marshal(map[string]any{"user_ids": []string{id}})
-	_, err = t.rdb.XAdd(ctx, &redis.XAddArgs{Stream: t.p.Streams.Intents, Values: map[string]any{
+	_, err = t.p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: t.p.Streams.Intents, Values: map[string]any{
 		"notification_type": "lobby.game_starting",
 		"producer":          "lobby",
 		"audience_kind":     "user",

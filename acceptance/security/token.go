@@ -22,10 +22,14 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 				// sends to a protected User Service
 				// (NOTIFICATION_USER_SERVICE_TOKEN) is tested in
 				// notification/users.
-				_, userURL = startService(ctx, services[0], "", nil)
+				userURL = startService(ctx, services[0], harness.ServiceSpec{}).URL
 			}
 			token := newSecret("apitoken")
-			p, base := startService(ctx, s, userURL, map[string]string{s.prefix + "INTERNAL_API_TOKEN": token})
+			svc := startService(ctx, s, harness.ServiceSpec{
+				UserURL: userURL,
+				Env:     map[string]string{s.prefix + "INTERNAL_API_TOKEN": token},
+			})
+			p, base := svc.Process, svc.URL
 			api := base + s.apiPath
 
 			By("refusing a request without a token")
