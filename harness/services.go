@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ServiceDef is what the harness knows about one of the four services: how
@@ -376,6 +377,7 @@ func streamPrefix(variable string) string {
 // ctx bounds the start only (the database, the network, the wait).
 func StartService(ctx context.Context, tb TB, spec ServiceSpec) *Service {
 	tb.Helper()
+	began := time.Now()
 	def, ok := LookupService(spec.Name)
 	if !ok {
 		tb.Fatalf("start service %q: unknown service (known: %v)", spec.Name, slices.Sorted(maps.Keys(ServicePackages)))
@@ -429,6 +431,9 @@ func StartService(ctx context.Context, tb TB, spec ServiceSpec) *Service {
 
 	s := newService(def, StartProcess(tb, procName, binary, w.env), spec.Wait)
 	s.await(ctx, tb)
+	// In the log (shown with -v or on failure), so a slow spec says whether
+	// its time went into starting services.
+	tb.Logf("started %s at %s in %s", procName, s.URL, time.Since(began).Round(time.Millisecond))
 	return s
 }
 

@@ -49,9 +49,13 @@ const (
 	// recoveryTimeout bounds the wait for the system to be whole after the
 	// repair. The slowest honest case is a Runtime Manager killed while it
 	// held a game's lease: the redelivered job waits for the lease to
-	// expire (RTMANAGER_GAME_LEASE_TTL_SECONDS, 30 s in the pipeline).
+	// expire or its dead owner's liveness key to lapse (drillLeaseTTL,
+	// drillLeaseOwnerTTL); the bound leaves ample room over both.
 	recoveryTimeout = 2 * time.Minute
-	specTimeout     = 6 * time.Minute
+	// The Runtime Manager's lease timers in the drill (see newDrill).
+	drillLeaseTTL      = "5"  // RTMANAGER_GAME_LEASE_TTL_SECONDS
+	drillLeaseOwnerTTL = "3s" // RTMANAGER_LEASE_OWNER_TTL
+	specTimeout        = 6 * time.Minute
 )
 
 // drill is one spec's pipeline and the work it pushes through it.
@@ -154,16 +158,29 @@ func everything(*item) bool { return true }
 // to start and must be removed) and a healthy one, alternating with admin
 // and user intents.
 //
-// Notification's route backoff is set back to the service defaults (1 s to
-// 5 min, 8 attempts): the pipeline shortens it to 100 ms for quick boundary
-// specs, which gives a route under one second to survive an outage.
+// The drill's timers are short, and each is stated against the faults
+// (a process dead, Redis or PostgreSQL down, for 2–3 s):
+//   - Notification's route backoff, 200 ms doubling to 1 s over its 8
+//     attempts, lets a route wait about 5 s for Mail's stream: longer than
+//     any fault here, so no route goes dead (the pipeline's 100 ms flat
+//     backoff would give it under one second);
+//   - the Runtime Manager's game lease lives drillLeaseTTL, and a dead
+//     process's leases are taken over after drillLeaseOwnerTTL, so a job
+//     caught holding a lease by a fault is redelivered and finished within
+//     seconds rather than after the service's 30 s.
 func newDrill(ctx SpecContext, opts drillOptions) *drill {
 	pipelineOpts := harness.PipelineOptions{
 		AdminEmails: adminLists,
-		Env: map[string]map[string]string{"notification": {
-			"NOTIFICATION_ROUTE_BACKOFF_MIN": "1s",
-			"NOTIFICATION_ROUTE_BACKOFF_MAX": "5m",
-		}},
+		Env: map[string]map[string]string{
+			"notification": {
+				"NOTIFICATION_ROUTE_BACKOFF_MIN": "200ms",
+				"NOTIFICATION_ROUTE_BACKOFF_MAX": "1s",
+			},
+			"rtmanager": {
+				"RTMANAGER_GAME_LEASE_TTL_SECONDS": drillLeaseTTL,
+				"RTMANAGER_LEASE_OWNER_TTL":        drillLeaseOwnerTTL,
+			},
+		},
 	}
 	var smtpServer []*harness.Process
 	if opts.mailpit != nil {

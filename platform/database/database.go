@@ -26,7 +26,9 @@ import (
 
 // Open connects to dsn, applies the service's migrations from fsys (a
 // directory of goose .sql files) and returns a pool. It waits up to 30s for
-// the database to accept connections, so services may start alongside it.
+// the database to accept connections, so services may start alongside it;
+// a server that answers and refuses the login or the database fails at once
+// (waiting cannot mend a wrong password).
 func Open(ctx context.Context, service, dsn string, migrations fs.FS, logger *slog.Logger) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
@@ -87,11 +89,25 @@ func waitForPing(ctx context.Context, pool *pgxpool.Pool, budget time.Duration) 
 		if err == nil {
 			return nil
 		}
+		if refused(err) {
+			return fmt.Errorf("postgres: refused: %w", err)
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("postgres: not reachable: %w", err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// refused reports whether the server answered and turned the connection
+// down for good: a login it does not accept (class 28: invalid
+// authorization, wrong password) or a database that does not exist (3D000).
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000"
 }
 
 func lockID(service string) int64 {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"galaxy/harness"
 	"galaxy/platform/database"
@@ -91,5 +94,33 @@ func TestOpenFailsClearlyOnBadMigration(t *testing.T) {
 	_, err = database.Open(ctx, "bad", dsn, os.DirFS(dir), slog.New(slog.DiscardHandler))
 	if err == nil {
 		t.Fatal("want an error for a broken migration")
+	}
+}
+
+// A server that refuses the login is not waited for: Open fails at once
+// with the server's reason, not after its 30 s connection budget (here cut
+// to a context of 20 s, which Open must not use up) and not as "not
+// reachable".
+func TestOpenFailsAtOnceWhenTheLoginIsRefused(t *testing.T) {
+	dsn, err := pg.CreateDatabase(context.Background(), "refused_login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "not-the-password")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = database.Open(ctx, "refused", u.String(), os.DirFS(t.TempDir()), slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Fatal("want an error for a wrong password")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Open retried until its context ended: %v", err)
+	}
+	if !strings.Contains(err.Error(), "password authentication failed") || strings.Contains(err.Error(), "not reachable") {
+		t.Fatalf("error %q: want the server's refusal, not an unreachable server", err)
 	}
 }
