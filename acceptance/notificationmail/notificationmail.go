@@ -156,7 +156,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		}).Should(Succeed())
 	})
 
-	It("mails a user once the User Service is back", Serial, func(ctx SpecContext) {
+	It("mails a user once the User Service is back", func(ctx SpecContext) {
 		user := harness.UniqueName("dan")
 		svc.createUser(ctx, harness.NewUser{UserID: user, Email: user + "@example.com", DisplayName: "Dan", Locale: "fr"})
 		Expect(svc.User.Stop()).To(Succeed())
@@ -186,7 +186,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{Recipient: user + "@example.com"})).To(HaveLen(1))
 	})
 
-	It("mails every intent exactly once across a Notification crash", Serial, speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("mails every intent exactly once across a Notification crash", speclabel.SlowSpec(), func(ctx SpecContext) {
 		const total = 400
 		pipe := svc.Redis.Pipeline()
 		var cmds []*redis.StringCmd

@@ -17,7 +17,7 @@ import (
 )
 
 var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
-	It("share one consumer group and mail every intent exactly once", Serial, speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("share one consumer group and mail every intent exactly once", speclabel.SlowSpec(), func(ctx SpecContext) {
 		// A second process with the first one's database and streams, as a
 		// second replica of the deployment would be.
 		replica := svc.Service("notification").Replica(ctx, GinkgoT(), nil)
