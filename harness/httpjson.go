@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -225,4 +226,39 @@ func GetJSON(ctx context.Context, url string, out any) error {
 // base given with a trailing slash.
 func joinURL(base, path string) string {
 	return strings.TrimRight(base, "/") + path
+}
+
+// listPage GETs one page of a cursor-paged list of the internal APIs,
+// {"items":[…],"next_cursor":"…"}, at baseURL+path with query.
+func listPage[T any](ctx context.Context, baseURL, token, path string, query url.Values) ([]T, string, error) {
+	var page struct {
+		Items      []T    `json:"items"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if enc := query.Encode(); enc != "" {
+		path += "?" + enc
+	}
+	_, err := DoJSON(ctx, Request{URL: joinURL(baseURL, path), Token: token}, &page)
+	return page.Items, page.NextCursor, err
+}
+
+// allPages follows next_cursor from cursor to the last page, fetching each
+// with page; what names the list in an error. A cursor handed back again
+// would loop for ever, so it is an error.
+func allPages[T any](what, cursor string, page func(cursor string) ([]T, string, error)) ([]T, error) {
+	var out []T
+	for {
+		items, next, err := page(cursor)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, items...)
+		if next == "" || len(items) == 0 {
+			return out, nil
+		}
+		if next == cursor {
+			return out, fmt.Errorf("%s: next_cursor %q repeats the cursor of the page", what, next)
+		}
+		cursor = next
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,25 @@ func TestHTTPJSONUnexpectedStatusIsAPIError(t *testing.T) {
 	srv.Close()
 	if err := GetJSON(ctx, srv.URL+"/echo", &seen{}); err == nil || StatusOf(err) != 0 {
 		t.Errorf("closed server: %v", err)
+	}
+}
+
+func TestAllPagesFollowsTheCursorAndStopsOnARepeat(t *testing.T) {
+	pages := map[string]struct {
+		items []int
+		next  string
+	}{"": {[]int{1, 2}, "b"}, "b": {[]int{3}, "c"}, "c": {[]int{4}, ""}}
+	var asked []string
+	got, err := allPages("numbers", "", func(cursor string) ([]int, string, error) {
+		asked = append(asked, cursor)
+		p := pages[cursor]
+		return p.items, p.next, nil
+	})
+	if err != nil || !slices.Equal(got, []int{1, 2, 3, 4}) || !slices.Equal(asked, []string{"", "b", "c"}) {
+		t.Fatalf("got %v, asked %q, err %v", got, asked, err)
+	}
+	_, err = allPages("numbers", "x", func(cursor string) ([]int, string, error) { return []int{1}, "x", nil })
+	if err == nil || !strings.Contains(err.Error(), `numbers: next_cursor "x" repeats`) {
+		t.Fatalf("a repeated cursor: err %v", err)
 	}
 }

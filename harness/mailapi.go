@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,13 +58,6 @@ type DeliveryAttempt struct {
 	// gave none.
 	SMTPCode int `json:"smtp_code"`
 }
-
-// DeliverySummary and DeliveryDetail are the names the list item and the
-// detail had when they were two types; existing callers still use them.
-type (
-	DeliverySummary = Delivery
-	DeliveryDetail  = Delivery
-)
 
 // DeliveryQuery is the list's filters and paging; empty fields are not sent.
 type DeliveryQuery struct {
@@ -156,16 +148,7 @@ func (c *MailClient) doJSON(ctx context.Context, method, path string, body, out 
 // query parameters, sent as they are), newest first, and the cursor of the
 // next page ("" on the last one).
 func (c *MailClient) ListDeliveries(ctx context.Context, query url.Values) ([]Delivery, string, error) {
-	var page struct {
-		Items      []Delivery `json:"items"`
-		NextCursor string     `json:"next_cursor"`
-	}
-	path := "/api/v1/internal/deliveries"
-	if enc := query.Encode(); enc != "" {
-		path += "?" + enc
-	}
-	_, err := c.doJSON(ctx, http.MethodGet, path, nil, &page)
-	return page.Items, page.NextCursor, err
+	return listPage[Delivery](ctx, c.BaseURL, c.Token, "/api/v1/internal/deliveries", query)
 }
 
 // Deliveries returns one page of the deliveries matching q, newest first,
@@ -180,21 +163,10 @@ func (c *MailClient) AllDeliveries(ctx context.Context, q DeliveryQuery) ([]Deli
 	if q.Limit == 0 {
 		q.Limit = maxDeliveryPage
 	}
-	var out []Delivery
-	for {
-		items, next, err := c.Deliveries(ctx, q)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, items...)
-		if next == "" || len(items) == 0 {
-			return out, nil
-		}
-		if next == q.Cursor {
-			return out, fmt.Errorf("mail deliveries: next_cursor %q repeats the cursor of the page", next)
-		}
-		q.Cursor = next
-	}
+	return allPages("mail deliveries", q.Cursor, func(cursor string) ([]Delivery, string, error) {
+		q.Cursor = cursor
+		return c.Deliveries(ctx, q)
+	})
 }
 
 // Delivery returns one delivery's detail; an unknown ID is an *APIError

@@ -129,8 +129,3 @@ func (m *Mailpit) ready(ctx context.Context) error {
 
 // Client returns a client of this Mailpit's HTTP API.
 func (m *Mailpit) Client() *MailpitClient { return &MailpitClient{APIURL: m.APIURL} }
-
-// Messages returns every message Mailpit holds, newest first.
-func (m *Mailpit) Messages(ctx context.Context) ([]MailpitMessage, error) {
-	return m.Client().Messages(ctx)
-}

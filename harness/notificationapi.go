@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strconv"
 )
@@ -101,16 +100,7 @@ func (c *NotificationClient) Do(ctx context.Context, method, path string, body a
 // Notifications returns one page of the notifications matching q, newest
 // first, and the cursor of the next page ("" on the last one).
 func (c *NotificationClient) Notifications(ctx context.Context, q NotificationQuery) ([]Notification, string, error) {
-	var page struct {
-		Items      []Notification `json:"items"`
-		NextCursor string         `json:"next_cursor"`
-	}
-	path := "/api/v1/internal/notifications"
-	if enc := q.Values().Encode(); enc != "" {
-		path += "?" + enc
-	}
-	_, err := DoJSON(ctx, Request{URL: joinURL(c.BaseURL, path), Token: c.Token}, &page)
-	return page.Items, page.NextCursor, err
+	return listPage[Notification](ctx, c.BaseURL, c.Token, "/api/v1/internal/notifications", q.Values())
 }
 
 // AllNotifications returns every notification matching q, following
@@ -120,21 +110,10 @@ func (c *NotificationClient) AllNotifications(ctx context.Context, q Notificatio
 	if q.Limit == 0 {
 		q.Limit = maxNotificationPage
 	}
-	var out []Notification
-	for {
-		items, next, err := c.Notifications(ctx, q)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, items...)
-		if next == "" || len(items) == 0 {
-			return out, nil
-		}
-		if next == q.Cursor {
-			return out, fmt.Errorf("notifications: next_cursor %q repeats the cursor of the page", next)
-		}
-		q.Cursor = next
-	}
+	return allPages("notifications", q.Cursor, func(cursor string) ([]Notification, string, error) {
+		q.Cursor = cursor
+		return c.Notifications(ctx, q)
+	})
 }
 
 // Notification returns the record of the intent with entry ID

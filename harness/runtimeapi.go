@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -61,16 +60,7 @@ func (c *RuntimeClient) Do(ctx context.Context, method, path string, body any) (
 // Runtimes returns one page of the runtimes matching q, ordered by game ID,
 // and the cursor of the next page ("" on the last one).
 func (c *RuntimeClient) Runtimes(ctx context.Context, q RuntimeQuery) ([]Runtime, string, error) {
-	var page struct {
-		Items      []Runtime `json:"items"`
-		NextCursor string    `json:"next_cursor"`
-	}
-	path := "/api/v1/internal/runtimes"
-	if enc := q.Values().Encode(); enc != "" {
-		path += "?" + enc
-	}
-	_, err := DoJSON(ctx, Request{URL: joinURL(c.BaseURL, path), Token: c.Token}, &page)
-	return page.Items, page.NextCursor, err
+	return listPage[Runtime](ctx, c.BaseURL, c.Token, "/api/v1/internal/runtimes", q.Values())
 }
 
 // AllRuntimes returns every runtime matching q, following next_cursor from
@@ -79,21 +69,10 @@ func (c *RuntimeClient) AllRuntimes(ctx context.Context, q RuntimeQuery) ([]Runt
 	if q.Limit == 0 {
 		q.Limit = maxRuntimePage
 	}
-	var out []Runtime
-	for {
-		items, next, err := c.Runtimes(ctx, q)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, items...)
-		if next == "" || len(items) == 0 {
-			return out, nil
-		}
-		if next == q.Cursor {
-			return out, fmt.Errorf("runtimes: next_cursor %q repeats the cursor of the page", next)
-		}
-		q.Cursor = next
-	}
+	return allPages("runtimes", q.Cursor, func(cursor string) ([]Runtime, string, error) {
+		q.Cursor = cursor
+		return c.Runtimes(ctx, q)
+	})
 }
 
 // Runtime returns the runtime of gameID; a game without one is an
