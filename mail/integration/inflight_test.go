@@ -3,8 +3,6 @@ package integration_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,23 +10,15 @@ import (
 	"galaxy/harness"
 )
 
-// inFlight mirrors GET /api/v1/internal/deliveries/in-flight.
-type inFlight struct {
-	Queued   int64 `json:"queued"`
-	Sending  int64 `json:"sending"`
-	Retrying int64 `json:"retrying"`
-	InFlight int64 `json:"in_flight"`
-}
-
-func (s *mailService) inFlight() inFlight {
+// inFlight reads GET /api/v1/internal/deliveries/in-flight.
+func (s *mailService) inFlight() harness.MailInFlight {
 	s.t.Helper()
-	r := s.do(http.MethodGet, "/api/v1/internal/deliveries/in-flight", nil)
-	if r.status != http.StatusOK {
-		s.t.Fatalf("in-flight: %d %s", r.status, r.body)
+	var f harness.MailInFlight
+	if err := harness.GetJSON(s.t.Context(), s.mail.BaseURL+harness.MailInFlightPath, &f); err != nil {
+		s.t.Fatalf("in-flight: %v", err)
 	}
-	f := decode[inFlight](s.t, r)
 	if f.InFlight != f.Queued+f.Sending+f.Retrying {
-		s.t.Fatalf("in_flight is not the sum of the statuses: %s", r.body)
+		s.t.Fatalf("in_flight is not the sum of the statuses: %+v", f)
 	}
 	return f
 }
@@ -42,14 +32,14 @@ func TestInFlightCountsUnfinishedDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
-	if f := s.inFlight(); f != (inFlight{}) {
+	if f := s.inFlight(); f != (harness.MailInFlight{}) {
 		t.Fatalf("fresh service: %+v", f)
 	}
-	p := &harness.Pipeline{Redis: s.rdb, Streams: harness.PipelineStreams{MailCommands: s.stream}, MailURL: s.baseURL}
+	p := s.pipeline()
 
 	s.pushCommand(templateCommand("inflight-1", "ops@example.com", "en", nil))
 	s.pushCommand(templateCommand("inflight-2", "ops@example.com", "en", nil))
-	var last inFlight
+	var last harness.MailInFlight
 	eventually(t, 20*time.Second, "both deliveries in flight, one retrying", func() bool {
 		last = s.inFlight()
 		return last.InFlight == 2 && last.Retrying >= 1
@@ -76,13 +66,13 @@ func TestInFlightCountsUnfinishedDeliveries(t *testing.T) {
 	if err := p.Settled(ctx); err != nil {
 		t.Fatalf("Settled after SMTP came back: %v", err)
 	}
-	if f := s.inFlight(); f != (inFlight{}) {
+	if f := s.inFlight(); f != (harness.MailInFlight{}) {
 		t.Fatalf("in flight after Settled: %+v", f)
 	}
 	for _, key := range []string{"inflight-1", "inflight-2"} {
-		l := s.list(url.Values{"idempotency_key": {key}})
-		if len(l.Items) != 1 || l.Items[0].Status != "sent" {
-			t.Fatalf("%s after Settled: %+v", key, l.Items)
+		items := s.list(harness.DeliveryQuery{IdempotencyKey: key})
+		if len(items) != 1 || items[0].Status != "sent" {
+			t.Fatalf("%s after Settled: %+v", key, items)
 		}
 	}
 }
@@ -94,7 +84,7 @@ func TestInFlightInStubMode(t *testing.T) {
 	s := startMail(t, nil)
 	s.pushCommand(templateCommand("inflight-stub", "ops@example.com", "en", nil))
 	d := s.byKey("inflight-stub", 10*time.Second, "sent")
-	if f := s.inFlight(); f != (inFlight{}) {
+	if f := s.inFlight(); f != (harness.MailInFlight{}) {
 		t.Fatalf("stub mode sends before it records: %+v", f)
 	}
 	if got := s.get(d.DeliveryID); got.DeliveryID != d.DeliveryID {

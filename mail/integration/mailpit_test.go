@@ -1,10 +1,7 @@
 package integration_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -12,104 +9,63 @@ import (
 	"galaxy/harness"
 )
 
-// mailpit is the harness's Mailpit (a real SMTP server with its HTTP API on
-// loopback, chaos triggers enabled) plus the API calls these tests need.
-type mailpit struct {
-	*harness.Mailpit
-	t *testing.T
-}
-
-func startMailpit(t *testing.T) *mailpit {
+// startMailpit starts the harness's Mailpit: a real SMTP server with its
+// HTTP API on loopback, chaos triggers enabled.
+func startMailpit(t *testing.T) *harness.Mailpit {
 	t.Helper()
-	return &mailpit{Mailpit: harness.StartMailpit(context.Background(), t), t: t}
-}
-
-// message is a Mailpit message summary.
-type message struct {
-	ID      string `json:"ID"`
-	Subject string `json:"Subject"`
-	From    struct {
-		Name    string `json:"Name"`
-		Address string `json:"Address"`
-	} `json:"From"`
-	To []struct {
-		Name    string `json:"Name"`
-		Address string `json:"Address"`
-	} `json:"To"`
-	Cc []struct {
-		Address string `json:"Address"`
-	} `json:"Cc"`
-	Bcc []struct {
-		Address string `json:"Address"`
-	} `json:"Bcc"`
-	ReplyTo []struct {
-		Address string `json:"Address"`
-	} `json:"ReplyTo"`
-	MessageID string `json:"MessageID"`
-	Text      string `json:"Text"`
-	HTML      string `json:"HTML"`
-}
-
-func (m *mailpit) getJSON(path string, v any) {
-	m.t.Helper()
-	r, err := http.Get(m.APIURL + path)
-	if err != nil {
-		m.t.Fatalf("mailpit GET %s: %v", path, err)
-	}
-	defer r.Body.Close()
-	body, _ := io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusOK {
-		m.t.Fatalf("mailpit GET %s: %d %s", path, r.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		m.t.Fatalf("mailpit GET %s: decode: %v: %s", path, err, body)
-	}
+	return harness.StartMailpit(context.Background(), t)
 }
 
 // search returns the messages matching a Mailpit search query ("to:x").
-func (m *mailpit) search(query string) []message {
-	m.t.Helper()
-	var res struct {
-		Messages []message `json:"messages"`
+func search(t *testing.T, mp *harness.Mailpit, query string) []harness.MailpitMessage {
+	t.Helper()
+	msgs, err := mp.Client().Search(t.Context(), query)
+	if err != nil {
+		t.Fatal(err)
 	}
-	m.getJSON("/api/v1/search?query="+url.QueryEscape(query), &res)
-	return res.Messages
+	return msgs
 }
 
-// message returns one message in full (text and HTML parts decoded).
-func (m *mailpit) message(id string) message {
-	m.t.Helper()
-	var msg message
-	m.getJSON("/api/v1/message/"+url.PathEscape(id), &msg)
+// messageCount is the number of messages Mailpit holds.
+func messageCount(t *testing.T, mp *harness.Mailpit) int {
+	t.Helper()
+	msgs, err := mp.Client().Messages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(msgs)
+}
+
+// fullMessage returns one message in full (text and HTML parts decoded).
+func fullMessage(t *testing.T, mp *harness.Mailpit, id string) harness.MailpitFullMessage {
+	t.Helper()
+	msg, err := mp.Client().Message(t.Context(), id)
+	if err != nil {
+		t.Fatalf("mailpit message %s: %v", id, err)
+	}
 	return msg
 }
 
-// raw returns the message source as received.
-func (m *mailpit) raw(id string) string {
-	m.t.Helper()
-	r, err := http.Get(m.APIURL + "/api/v1/message/" + url.PathEscape(id) + "/raw")
+// rawMessage returns the message source as received. (MailpitClient has no
+// call for it.)
+func rawMessage(t *testing.T, mp *harness.Mailpit, id string) string {
+	t.Helper()
+	u := mp.APIURL + "/api/v1/message/" + url.PathEscape(id) + "/raw"
+	r, err := harness.Do(t.Context(), harness.Request{URL: u})
 	if err != nil {
-		m.t.Fatal(err)
+		t.Fatal(err)
 	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return string(b)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, r.Status, r.Body)
+	}
+	return string(r.Body)
 }
 
-// chaos sets Mailpit's failure triggers (PUT /api/v1/chaos); an empty body
-// turns them off.
-func (m *mailpit) chaos(triggers map[string]any) {
-	m.t.Helper()
-	body, _ := json.Marshal(triggers)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, m.APIURL+"/api/v1/chaos", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	r, err := http.DefaultClient.Do(req)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(r.Body)
-		m.t.Fatalf("mailpit chaos: %d %s", r.StatusCode, b)
+// setChaos replaces Mailpit's failure triggers; the zero value turns them
+// off.
+func setChaos(t *testing.T, mp *harness.Mailpit, chaos harness.MailpitChaos) {
+	t.Helper()
+	if _, err := mp.Client().SetChaos(t.Context(), chaos); err != nil {
+		t.Fatalf("mailpit chaos: %v", err)
 	}
 }

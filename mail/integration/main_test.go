@@ -9,12 +9,10 @@
 package integration_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -53,12 +51,12 @@ func TestMain(m *testing.M) {
 
 // mailService is one running mail process and what a test needs to talk to it.
 type mailService struct {
-	t       *testing.T
-	svc     *harness.Service
-	proc    *harness.Process
-	baseURL string
-	stream  string
-	rdb     *redis.Client
+	t      *testing.T
+	svc    *harness.Service
+	proc   *harness.Process
+	mail   *harness.MailClient
+	stream string
+	rdb    *redis.Client
 }
 
 // testEnv is what these tests change of the harness's base environment.
@@ -92,7 +90,10 @@ func (s *mailService) replica(t *testing.T, env map[string]string) *mailService 
 func newMailService(t *testing.T, svc *harness.Service) *mailService {
 	rdb := streams.NewClient(infra.RedisAddr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &mailService{t: t, svc: svc, proc: svc.Process, baseURL: svc.URL, stream: svc.Streams.MailCommands, rdb: rdb}
+	return &mailService{
+		t: t, svc: svc, proc: svc.Process, mail: &harness.MailClient{BaseURL: svc.URL},
+		stream: svc.Streams.MailCommands, rdb: rdb,
+	}
 }
 
 // push adds one command to the service's stream, as raw fields.
@@ -138,121 +139,74 @@ func imagePullVars(gameID string) map[string]any {
 	}
 }
 
-// Response types, decoded leniently: the API may grow.
-type summary struct {
-	DeliveryID     string   `json:"delivery_id"`
-	Source         string   `json:"source"`
-	PayloadMode    string   `json:"payload_mode"`
-	TemplateID     string   `json:"template_id"`
-	Locale         string   `json:"locale"`
-	To             []string `json:"to"`
-	Status         string   `json:"status"`
-	IdempotencyKey string   `json:"idempotency_key"`
-	ErrorCode      string   `json:"error_code"`
-	RequestedAtMS  int64    `json:"requested_at_ms"`
-	CreatedAtMS    int64    `json:"created_at_ms"`
-	SentAtMS       *int64   `json:"sent_at_ms"`
-}
-
-type attempt struct {
-	Attempt      int    `json:"attempt"`
-	Sequence     int    `json:"sequence"`
-	StartedAtMS  int64  `json:"started_at_ms"`
-	FinishedAtMS int64  `json:"finished_at_ms"`
-	Outcome      string `json:"outcome"`
-	Error        string `json:"error"`
-	SMTPCode     int    `json:"smtp_code"`
-}
-
-type detail struct {
-	summary
-	Cc                []string       `json:"cc"`
-	Bcc               []string       `json:"bcc"`
-	ReplyTo           string         `json:"reply_to"`
-	ResolvedLocale    string         `json:"resolved_locale"`
-	Subject           string         `json:"subject"`
-	TextBody          string         `json:"text_body"`
-	HTMLBody          string         `json:"html_body"`
-	TemplateVariables map[string]any `json:"template_variables"`
-	ErrorMessage      string         `json:"error_message"`
-	Attempts          []attempt      `json:"attempts"`
-	Sequence          int            `json:"sequence"`
-	UpdatedAtMS       int64          `json:"updated_at_ms"`
-	Settled           *bool          `json:"settled"`
-}
-
-type listResponse struct {
-	Items      []summary `json:"items"`
-	NextCursor string    `json:"next_cursor"`
-}
-
-type httpResult struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (s *mailService) do(method, path string, body any) httpResult {
+// page returns one page of the deliveries matching q and the next page's
+// cursor.
+func (s *mailService) page(q harness.DeliveryQuery) ([]harness.Delivery, string) {
 	s.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	case string:
-		rd = bytes.NewReader([]byte(b))
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.baseURL+path, rd)
+	items, next, err := s.mail.Deliveries(s.t.Context(), q)
 	if err != nil {
+		s.t.Fatalf("list %+v: %v", q, err)
+	}
+	return items, next
+}
+
+// list returns the first page of the deliveries matching q.
+func (s *mailService) list(q harness.DeliveryQuery) []harness.Delivery {
+	s.t.Helper()
+	items, _ := s.page(q)
+	return items
+}
+
+func (s *mailService) get(id string) harness.Delivery {
+	s.t.Helper()
+	d, err := s.mail.Delivery(s.t.Context(), id)
+	if err != nil {
+		s.t.Fatalf("get %s: %v", id, err)
+	}
+	return d
+}
+
+// resend asks for an operator resend of id and wants 200, the answer of a
+// resend whose first attempt finished within the request; it returns the
+// delivery and the answer's settled flag (nil when absent). The client's
+// Resend takes 202 as well, and does not tell a missing flag from false.
+func (s *mailService) resend(id string) (harness.Delivery, *bool) {
+	s.t.Helper()
+	var body struct {
+		harness.Delivery
+		Settled *bool `json:"settled"`
+	}
+	if _, err := harness.DoJSON(s.t.Context(), harness.Request{
+		Method: http.MethodPost,
+		URL:    s.mail.BaseURL + "/api/v1/internal/deliveries/" + url.PathEscape(id) + "/resend",
+		Token:  s.mail.Token,
+	}, &body, http.StatusOK); err != nil {
+		s.t.Fatalf("resend %s: %v", id, err)
+	}
+	return body.Delivery, body.Settled
+}
+
+// isAPIError reports whether err is an answer with status and, when code is
+// not empty, the contract error code.
+func isAPIError(err error, status int, code string) bool {
+	return harness.StatusOf(err) == status && (code == "" || harness.ErrorCodeOf(err) == code)
+}
+
+// pipeline is s as a harness pipeline of Mail alone: its stream's consumer
+// group and its in-flight endpoint.
+func (s *mailService) pipeline() *harness.Pipeline {
+	return &harness.Pipeline{Redis: s.rdb, Streams: harness.PipelineStreams{MailCommands: s.stream}, MailURL: s.mail.BaseURL}
+}
+
+// settled waits until s has nothing in flight: no command pending or unread
+// in its stream's group and no delivery queued, sending or retrying.
+func (s *mailService) settled(timeout time.Duration) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(s.t.Context(), timeout)
+	defer cancel()
+	if err := s.pipeline().Settled(ctx); err != nil {
 		s.t.Fatal(err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := &http.Client{Timeout: 15 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return httpResult{status: resp.StatusCode, header: resp.Header, body: raw}
-}
-
-func decode[T any](t *testing.T, r httpResult) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, r.body, err)
-	}
-	return v
-}
-
-func (s *mailService) list(q url.Values) listResponse {
-	s.t.Helper()
-	r := s.do(http.MethodGet, "/api/v1/internal/deliveries?"+q.Encode(), nil)
-	if r.status != http.StatusOK {
-		s.t.Fatalf("list %v: %d %s", q, r.status, r.body)
-	}
-	return decode[listResponse](s.t, r)
-}
-
-func (s *mailService) get(id string) detail {
-	s.t.Helper()
-	r := s.do(http.MethodGet, "/api/v1/internal/deliveries/"+url.PathEscape(id), nil)
-	if r.status != http.StatusOK {
-		s.t.Fatalf("get %s: %d %s", id, r.status, r.body)
-	}
-	return decode[detail](s.t, r)
 }
 
 // eventually polls cond until it holds or timeout passes.
@@ -269,17 +223,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 // byKey waits for the delivery of an idempotency key to reach one of
 // statuses, and returns its detail.
-func (s *mailService) byKey(key string, timeout time.Duration, statuses ...string) detail {
+func (s *mailService) byKey(key string, timeout time.Duration, statuses ...string) harness.Delivery {
 	s.t.Helper()
-	var found detail
+	var found harness.Delivery
 	eventually(s.t, timeout, fmt.Sprintf("delivery %q in %v", key, statuses), func() bool {
-		l := s.list(url.Values{"idempotency_key": {key}})
-		if len(l.Items) == 0 {
+		items := s.list(harness.DeliveryQuery{IdempotencyKey: key})
+		if len(items) == 0 {
 			return false
 		}
 		for _, st := range statuses {
-			if l.Items[0].Status == st {
-				found = s.get(l.Items[0].DeliveryID)
+			if items[0].Status == st {
+				found = s.get(items[0].DeliveryID)
 				return true
 			}
 		}

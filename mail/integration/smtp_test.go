@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"galaxy/harness"
 )
 
 const smtpFrom = "Galaxy Mail <mail@galaxy.example>"
@@ -46,12 +46,12 @@ func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
 	if len(d.Attempts) != 1 || d.Attempts[0].Outcome != "sent" {
 		t.Fatalf("attempts: %+v", d.Attempts)
 	}
-	var found []message
+	var found []harness.MailpitMessage
 	eventually(t, 10*time.Second, "message in mailpit", func() bool {
-		found = mp.search("to:ops@example.com")
+		found = search(t, mp, "to:ops@example.com")
 		return len(found) == 1
 	})
-	msg := mp.message(found[0].ID)
+	msg := fullMessage(t, mp, found[0].ID)
 	if msg.From.Address != "mail@galaxy.example" || msg.From.Name != "Galaxy Mail" {
 		t.Errorf("From = %+v", msg.From)
 	}
@@ -76,7 +76,7 @@ func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
 	if !strings.Contains(msg.HTML, "pull failed: &lt;b&gt;denied&lt;/b&gt; &amp; &#34;quoted&#34;") || strings.Contains(msg.HTML, "<b>denied") {
 		t.Errorf("html part:\n%s", msg.HTML)
 	}
-	raw := mp.raw(found[0].ID)
+	raw := rawMessage(t, mp, found[0].ID)
 	header, _, _ := strings.Cut(raw, "\r\n\r\n")
 	// Unfold continuation lines (RFC 5322 §2.2.3) to read whole fields.
 	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(header)
@@ -104,7 +104,7 @@ func TestSMTPMessageHasHeadersAndParts(t *testing.T) {
 		t.Errorf("message is not multipart/alternative with text and html:\n%s", header)
 	}
 	// Bcc was an envelope recipient: it received the message too.
-	if got := mp.search("bcc:audit@example.com"); len(got) != 1 {
+	if got := search(t, mp, "bcc:audit@example.com"); len(got) != 1 {
 		t.Errorf("bcc recipient got %d messages", len(got))
 	}
 }
@@ -119,7 +119,7 @@ func TestSMTPDownThenBack(t *testing.T) {
 	}
 	s := startMail(t, smtpEnv(mp.SMTPAddr, nil))
 	s.pushCommand(templateCommand("down-1", "ops@example.com", "en", nil))
-	var d detail
+	var d harness.Delivery
 	eventually(t, 20*time.Second, "two failed attempts", func() bool {
 		d = s.byKey("down-1", 10*time.Second, "retrying", "sending", "queued")
 		return d.Status == "retrying" && len(d.Attempts) >= 2
@@ -141,9 +141,11 @@ func TestSMTPDownThenBack(t *testing.T) {
 			t.Fatalf("attempt %d numbered %+v", i, a)
 		}
 	}
-	eventually(t, 5*time.Second, "one message", func() bool { return len(mp.search("to:ops@example.com")) == 1 })
-	time.Sleep(300 * time.Millisecond)
-	if n := len(mp.search("to:ops@example.com")); n != 1 {
+	// Nothing more is under way: whatever Mail sent is in Mailpit (it
+	// stores a message before it answers the DATA), and nothing more will
+	// be sent.
+	s.settled(20 * time.Second)
+	if n := len(search(t, mp, "to:ops@example.com")); n != 1 {
 		t.Fatalf("%d messages received", n)
 	}
 }
@@ -156,7 +158,7 @@ func TestSMTPPermanentAndTransientReplies(t *testing.T) {
 	mp := startMailpit(t)
 	s := startMail(t, smtpEnv(mp.SMTPAddr, map[string]string{"MAIL_MAX_ATTEMPTS": "3"}))
 
-	mp.chaos(map[string]any{"Recipient": map[string]int{"ErrorCode": 550, "Probability": 100}})
+	setChaos(t, mp, harness.MailpitChaos{Recipient: harness.MailpitChaosTrigger{ErrorCode: 550, Probability: 100}})
 	s.pushCommand(templateCommand("perm-1", "ops@example.com", "en", nil))
 	d := s.byKey("perm-1", 20*time.Second, "failed")
 	if d.ErrorCode != "smtp_rejected" || !strings.Contains(d.ErrorMessage, "550") || len(d.Attempts) != 1 {
@@ -166,7 +168,7 @@ func TestSMTPPermanentAndTransientReplies(t *testing.T) {
 		t.Fatalf("550 attempt: %+v", a)
 	}
 
-	mp.chaos(map[string]any{"Recipient": map[string]int{"ErrorCode": 451, "Probability": 100}})
+	setChaos(t, mp, harness.MailpitChaos{Recipient: harness.MailpitChaosTrigger{ErrorCode: 451, Probability: 100}})
 	s.pushCommand(templateCommand("exhaust-1", "ops@example.com", "en", nil))
 	d = s.byKey("exhaust-1", 20*time.Second, "failed")
 	if d.ErrorCode != "attempts_exhausted" || len(d.Attempts) != 3 || !strings.Contains(d.ErrorMessage, "451") {
@@ -183,7 +185,7 @@ func TestSMTPPermanentAndTransientReplies(t *testing.T) {
 	if d.ErrorCode != "smtp_transient_failure" || d.Attempts[0].SMTPCode != 451 {
 		t.Fatalf("451 retrying: %+v", d)
 	}
-	mp.chaos(map[string]any{})
+	setChaos(t, mp, harness.MailpitChaos{})
 	d = s.byKey("transient-1", 20*time.Second, "sent")
 	if d.Attempts[len(d.Attempts)-1].Outcome != "sent" {
 		t.Fatalf("transient then sent: %+v", d.Attempts)
@@ -191,15 +193,11 @@ func TestSMTPPermanentAndTransientReplies(t *testing.T) {
 
 	// The operator resends the rejected delivery once the server accepts.
 	perm := s.byKey("perm-1", time.Second, "failed")
-	r := s.do(http.MethodPost, "/api/v1/internal/deliveries/"+perm.DeliveryID+"/resend", nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("resend: %d %s", r.status, r.body)
-	}
-	after := decode[detail](t, r)
+	after, _ := s.resend(perm.DeliveryID)
 	if after.Status != "sent" || after.Sequence != 2 || len(after.Attempts) != 2 || after.ErrorCode != "" {
 		t.Fatalf("after resend: %+v", after)
 	}
-	if got := mp.search("to:ops@example.com"); len(got) != 1 {
+	if got := search(t, mp, "to:ops@example.com"); len(got) != 1 {
 		t.Fatalf("ops@example.com received %d messages", len(got))
 	}
 }
@@ -239,7 +237,7 @@ func TestInterruptedSendIsTakenAgain(t *testing.T) {
 	if len(d.Attempts) != 2 || d.Attempts[0].Outcome != "interrupted" || d.Attempts[1].Outcome != "sent" {
 		t.Fatalf("attempts after a crash: %+v", d.Attempts)
 	}
-	if n := len(mp.search("to:ops@example.com")); n != 1 {
+	if n := len(search(t, mp, "to:ops@example.com")); n != 1 {
 		t.Fatalf("%d messages received", n)
 	}
 }
@@ -258,33 +256,25 @@ func TestReplicasShareTheQueue(t *testing.T) {
 		s1.pushCommand(c)
 	}
 	eventually(t, 60*time.Second, "all sent", func() bool {
-		l := s2.list(url.Values{"status": {"sent"}, "limit": {"500"}})
-		return len(l.Items) == n
+		return len(s2.list(harness.DeliveryQuery{Status: "sent", Limit: 500})) == n
 	})
-	all := s1.list(url.Values{"limit": {"500"}})
-	if len(all.Items) != n {
-		t.Fatalf("%d deliveries, want %d", len(all.Items), n)
+	// Both replicas are done: every command (duplicates included) is taken
+	// off the stream and acknowledged, and no delivery is queued, sending or
+	// retrying. (The replicas share the database the count is read from.)
+	s1.settled(30 * time.Second)
+	all := s1.list(harness.DeliveryQuery{Limit: 500})
+	if len(all) != n {
+		t.Fatalf("%d deliveries, want %d", len(all), n)
 	}
-	for _, it := range all.Items {
+	for _, it := range all {
 		if d := s1.get(it.DeliveryID); len(d.Attempts) != 1 {
 			t.Fatalf("%s: %d attempts", it.IdempotencyKey, len(d.Attempts))
 		}
 	}
-	var total int
-	eventually(t, 10*time.Second, "messages in mailpit", func() bool {
-		var info struct {
-			Total int `json:"total"`
-		}
-		mp.getJSON("/api/v1/messages?limit=1", &info)
-		total = info.Total
-		return total >= n
-	})
-	time.Sleep(300 * time.Millisecond)
-	var info struct {
-		Total int `json:"total"`
-	}
-	mp.getJSON("/api/v1/messages?limit=1", &info)
-	if info.Total != n {
-		t.Fatalf("mailpit received %d messages, want %d", info.Total, n)
+	// Mailpit stores a message before it answers the DATA, and Mail records
+	// a delivery sent only after that answer: every message sent is there,
+	// and nothing more is on its way.
+	if total := messageCount(t, mp); total != n {
+		t.Fatalf("mailpit received %d messages, want %d", total, n)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"galaxy/harness"
 )
 
 // TestStreamCommandIsRenderedStoredAndSentInStubMode is the boundary the
@@ -30,20 +32,20 @@ func TestStreamCommandIsRenderedStoredAndSentInStubMode(t *testing.T) {
 		"idempotency_key":         key,
 		"requested_at_ms":         fmt.Sprint(time.Now().UnixMilli()),
 	})
-	q := url.Values{
-		"source":          {"notification"},
-		"status":          {"sent"},
-		"recipient":       {to},
-		"template_id":     {"runtime.image_pull_failed"},
-		"idempotency_key": {key},
+	q := harness.DeliveryQuery{
+		Source:         "notification",
+		Status:         "sent",
+		Recipient:      to,
+		TemplateID:     "runtime.image_pull_failed",
+		IdempotencyKey: key,
 	}
-	var item summary
+	var item harness.Delivery
 	eventually(t, 15*time.Second, "sent delivery", func() bool {
-		l := s.list(q)
-		if len(l.Items) == 0 {
+		items := s.list(q)
+		if len(items) == 0 {
 			return false
 		}
-		item = l.Items[0]
+		item = items[0]
 		return true
 	})
 	if item.PayloadMode != "template" || item.TemplateID != "runtime.image_pull_failed" || len(item.To) != 1 || item.To[0] != to {
@@ -139,9 +141,8 @@ func TestMalformedCommandsAreDeadLetteredWhileLaterOnesFlow(t *testing.T) {
 		}
 	}
 	// Nothing malformed became a delivery.
-	l := s.list(url.Values{"limit": {"500"}})
-	if len(l.Items) != len(malformed) {
-		t.Fatalf("%d deliveries, want %d", len(l.Items), len(malformed))
+	if items := s.list(harness.DeliveryQuery{Limit: 500}); len(items) != len(malformed) {
+		t.Fatalf("%d deliveries, want %d", len(items), len(malformed))
 	}
 }
 
@@ -171,26 +172,17 @@ func TestStreamDuplicateCreatesNoSecondDelivery(t *testing.T) {
 	s.pushCommand(cmd)
 	s.pushCommand(templateCommand("after-restart", "ops@example.com", "en", nil))
 	s.byKey("after-restart", 15*time.Second, "sent")
-	l := s.list(url.Values{"idempotency_key": {"dup-1"}})
-	if len(l.Items) != 1 {
-		t.Fatalf("%d deliveries for dup-1", len(l.Items))
+	if items := s.list(harness.DeliveryQuery{IdempotencyKey: "dup-1"}); len(items) != 1 {
+		t.Fatalf("%d deliveries for dup-1", len(items))
 	}
-	all := s.list(url.Values{})
-	if len(all.Items) != 3 {
-		t.Fatalf("%d deliveries, want 3", len(all.Items))
+	if all := s.list(harness.DeliveryQuery{}); len(all) != 3 {
+		t.Fatalf("%d deliveries, want 3", len(all))
 	}
 }
 
 func waitReady(t *testing.T, s *mailService) {
 	t.Helper()
-	eventually(t, 30*time.Second, "mail ready", func() bool {
-		r, err := http.Get(s.baseURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == http.StatusOK
-	})
+	harness.WaitForHTTPStatus(t, s.proc, s.mail.BaseURL+"/readyz", http.StatusOK)
 }
 
 // TestHTTPIdempotency checks POST: 202 on creation, 200 with
@@ -198,66 +190,64 @@ func waitReady(t *testing.T, s *mailService) {
 // same key, and that a key first used on the stream is recognised too.
 func TestHTTPIdempotency(t *testing.T) {
 	s := startMail(t, nil)
-	body := map[string]any{
-		"source":          "ops-console",
-		"payload_mode":    "rendered",
-		"subject":         "Maintenance tonight",
-		"text_body":       "The platform restarts at 22:00 UTC.",
-		"html_body":       "<p>The platform restarts at <b>22:00 UTC</b>.</p>",
-		"to":              []string{"ops@example.com", "Night Shift <night@example.com>"},
-		"cc":              []string{"lead@example.com"},
-		"reply_to":        "noreply@example.com",
-		"idempotency_key": "http-1",
-		"requested_at_ms": time.Now().UnixMilli(),
+	ctx := t.Context()
+	body := harness.DeliveryCommand{
+		Source:         "ops-console",
+		PayloadMode:    "rendered",
+		Subject:        "Maintenance tonight",
+		TextBody:       "The platform restarts at 22:00 UTC.",
+		HTMLBody:       "<p>The platform restarts at <b>22:00 UTC</b>.</p>",
+		To:             []string{"ops@example.com", "Night Shift <night@example.com>"},
+		Cc:             []string{"lead@example.com"},
+		ReplyTo:        "noreply@example.com",
+		IdempotencyKey: "http-1",
+		RequestedAtMS:  time.Now().UnixMilli(),
 	}
-	r := s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("create: %d %s", r.status, r.body)
+	created, err := s.mail.CreateDelivery(ctx, body)
+	if err != nil || created.HTTPStatus != http.StatusAccepted {
+		t.Fatalf("create: %d %+v %v", created.HTTPStatus, created.Delivery, err)
 	}
-	created := decode[detail](t, r)
 	if created.DeliveryID == "" || created.Status != "queued" && created.Status != "sending" && created.Status != "sent" {
 		t.Fatalf("created: %+v", created)
 	}
 	// The same body again (a later requested_at_ms is the same request).
-	body["requested_at_ms"] = time.Now().UnixMilli() + 5
-	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
-	if r.status != http.StatusOK || r.header.Get("Idempotency-Replayed") != "true" {
-		t.Fatalf("replay: %d %v %s", r.status, r.header, r.body)
+	body.RequestedAtMS = time.Now().UnixMilli() + 5
+	replay, err := s.mail.CreateDelivery(ctx, body)
+	if err != nil || replay.HTTPStatus != http.StatusOK || !replay.Replayed {
+		t.Fatalf("replay: %d replayed %v %+v %v", replay.HTTPStatus, replay.Replayed, replay.Delivery, err)
 	}
-	if replay := decode[detail](t, r); replay.DeliveryID != created.DeliveryID {
+	if replay.DeliveryID != created.DeliveryID {
 		t.Fatalf("replay returned %s, want %s", replay.DeliveryID, created.DeliveryID)
 	}
 	// Same key, different body.
-	body["subject"] = "Maintenance tomorrow"
-	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", body)
-	if r.status != http.StatusConflict || !strings.Contains(string(r.body), `"idempotency_conflict"`) {
-		t.Fatalf("conflict: %d %s", r.status, r.body)
+	body.Subject = "Maintenance tomorrow"
+	if _, err := s.mail.CreateDelivery(ctx, body); !isAPIError(err, http.StatusConflict, "idempotency_conflict") {
+		t.Fatalf("conflict: %v", err)
 	}
 	d := s.byKey("http-1", 10*time.Second, "sent")
 	if d.Subject != "Maintenance tonight" || len(d.Cc) != 1 || d.ReplyTo != "noreply@example.com" || len(d.To) != 2 {
 		t.Fatalf("stored: %+v", d)
 	}
 	// A recipient given with a display name is found by its address.
-	if l := s.list(url.Values{"recipient": {"NIGHT@example.com"}}); len(l.Items) != 1 {
-		t.Fatalf("recipient filter found %d", len(l.Items))
+	if items := s.list(harness.DeliveryQuery{Recipient: "NIGHT@example.com"}); len(items) != 1 {
+		t.Fatalf("recipient filter found %d", len(items))
 	}
 
 	// A key first used on the stream: the same command over HTTP is a replay.
 	cmd := templateCommand("stream-then-http", "ops@example.com", "fr-CA", nil)
 	s.pushCommand(cmd)
 	s.byKey("stream-then-http", 10*time.Second, "sent")
-	j := map[string]any{
-		"source": cmd.Source, "payload_mode": cmd.PayloadMode, "template_id": cmd.TemplateID,
-		"locale": "fr-ca", "template_variables": cmd.Variables, "to": cmd.To,
-		"idempotency_key": cmd.IdempotencyKey, "requested_at_ms": cmd.RequestedAtMS,
+	j := harness.DeliveryCommand{
+		Source: cmd.Source, PayloadMode: cmd.PayloadMode, TemplateID: cmd.TemplateID,
+		Locale: "fr-ca", TemplateVariables: cmd.Variables, To: cmd.To,
+		IdempotencyKey: cmd.IdempotencyKey, RequestedAtMS: cmd.RequestedAtMS,
 	}
-	r = s.do(http.MethodPost, "/api/v1/internal/deliveries", j)
-	if r.status != http.StatusOK || r.header.Get("Idempotency-Replayed") != "true" {
-		t.Fatalf("stream then http: %d %s", r.status, r.body)
+	if r, err := s.mail.CreateDelivery(ctx, j); err != nil || r.HTTPStatus != http.StatusOK || !r.Replayed {
+		t.Fatalf("stream then http: %d replayed %v %+v %v", r.HTTPStatus, r.Replayed, r.Delivery, err)
 	}
-	j["to"] = []string{"other@example.com"}
-	if r = s.do(http.MethodPost, "/api/v1/internal/deliveries", j); r.status != http.StatusConflict {
-		t.Fatalf("stream then http, different body: %d %s", r.status, r.body)
+	j.To = []string{"other@example.com"}
+	if _, err := s.mail.CreateDelivery(ctx, j); !isAPIError(err, http.StatusConflict, "") {
+		t.Fatalf("stream then http, different body: %v", err)
 	}
 
 	// Malformed HTTP commands are 400 with the reason.
@@ -271,8 +261,12 @@ func TestHTTPIdempotency(t *testing.T) {
 		"trailing data":   `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":1} {}`,
 		"negative time":   `{"source":"x","payload_mode":"rendered","subject":"s","text_body":"t","to":["a@example.com"],"idempotency_key":"k","requested_at_ms":-1}`,
 	} {
-		if r := s.do(http.MethodPost, "/api/v1/internal/deliveries", bad); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid_request"`) {
-			t.Errorf("%s: %d %s", name, r.status, r.body)
+		// Sent as they are: these bodies are broken on purpose.
+		_, err := harness.DoJSON(ctx, harness.Request{
+			Method: http.MethodPost, URL: s.mail.BaseURL + "/api/v1/internal/deliveries", RawBody: []byte(bad),
+		}, nil, http.StatusAccepted, http.StatusOK)
+		if !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
@@ -313,8 +307,8 @@ func TestLocaleFallbackAndRenderFailures(t *testing.T) {
 		t.Fatalf("missing-var: code %q message %q", d.ErrorCode, d.ErrorMessage)
 	}
 	// The failed filter lists exactly those two.
-	if l := s.list(url.Values{"status": {"failed"}}); len(l.Items) != 2 {
-		t.Fatalf("status=failed lists %d", len(l.Items))
+	if items := s.list(harness.DeliveryQuery{Status: "failed"}); len(items) != 2 {
+		t.Fatalf("status=failed lists %d", len(items))
 	}
 }
 
@@ -358,19 +352,15 @@ func TestListFiltersAndCursorPaging(t *testing.T) {
 	cursor := ""
 	pages := 0
 	for {
-		q := url.Values{"limit": {"5"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		l := s.list(q)
+		items, next := s.page(harness.DeliveryQuery{Limit: 5, Cursor: cursor})
 		pages++
-		for _, it := range l.Items {
+		for _, it := range items {
 			keys = append(keys, it.IdempotencyKey)
 		}
-		if l.NextCursor == "" {
+		if next == "" {
 			break
 		}
-		cursor = l.NextCursor
+		cursor = next
 	}
 	if pages != 5 || len(keys) != n {
 		t.Fatalf("%d pages, %d items", pages, len(keys))
@@ -380,36 +370,41 @@ func TestListFiltersAndCursorPaging(t *testing.T) {
 			t.Fatalf("item %d is %s, want %s (newest first)", i, k, want)
 		}
 	}
-	count := func(q url.Values) int {
-		q.Set("limit", "500")
-		return len(s.list(q).Items)
+	count := func(q harness.DeliveryQuery) int {
+		q.Limit = 500
+		return len(s.list(q))
 	}
-	if c := count(url.Values{"source": {"lobby"}}); c != 11 {
+	if c := count(harness.DeliveryQuery{Source: "lobby"}); c != 11 {
 		t.Errorf("source=lobby: %d", c)
 	}
-	if c := count(url.Values{"template_id": {"runtime.image_pull_failed"}}); c != 12 {
+	if c := count(harness.DeliveryQuery{TemplateID: "runtime.image_pull_failed"}); c != 12 {
 		t.Errorf("template_id: %d", c)
 	}
-	if c := count(url.Values{"recipient": {"user1@example.com"}}); c != 8 {
+	if c := count(harness.DeliveryQuery{Recipient: "user1@example.com"}); c != 8 {
 		t.Errorf("recipient: %d", c)
 	}
-	if c := count(url.Values{"recipient": {"user1@example.com"}, "source": {"lobby"}, "status": {"sent"}}); c != 4 {
+	if c := count(harness.DeliveryQuery{Recipient: "user1@example.com", Source: "lobby", Status: "sent"}); c != 4 {
 		t.Errorf("combined: %d", c)
 	}
-	if c := count(url.Values{"status": {"queued"}}); c != 0 {
+	if c := count(harness.DeliveryQuery{Status: "queued"}); c != 0 {
 		t.Errorf("status=queued: %d", c)
 	}
-	if l := s.list(url.Values{}); len(l.Items) != n || l.NextCursor != "" {
-		t.Errorf("default limit: %d items, cursor %q", len(l.Items), l.NextCursor)
+	if items, next := s.page(harness.DeliveryQuery{}); len(items) != n || next != "" {
+		t.Errorf("default limit: %d items, cursor %q", len(items), next)
 	}
+	ctx := t.Context()
 	for _, bad := range []string{"limit=0", "limit=501", "limit=x", "cursor=garbage", "status=lost"} {
-		r := s.do(http.MethodGet, "/api/v1/internal/deliveries?"+bad, nil)
-		if r.status != http.StatusBadRequest {
-			t.Errorf("%s: %d %s", bad, r.status, r.body)
+		// Raw parameters: DeliveryQuery cannot spell most of these.
+		q, err := url.ParseQuery(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.mail.ListDeliveries(ctx, q); !isAPIError(err, http.StatusBadRequest, "") {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
-	if r := s.do(http.MethodGet, "/api/v1/internal/deliveries/dlv_nope", nil); r.status != http.StatusNotFound {
-		t.Errorf("unknown id: %d", r.status)
+	if _, err := s.mail.Delivery(ctx, "dlv_nope"); !isAPIError(err, http.StatusNotFound, "") {
+		t.Errorf("unknown id: %v", err)
 	}
 }
 
@@ -419,30 +414,22 @@ func TestOperatorResend(t *testing.T) {
 	s := startMail(t, nil)
 	s.pushCommand(templateCommand("resend-1", "ops@example.com", "en", nil))
 	d := s.byKey("resend-1", 10*time.Second, "sent")
-	r := s.do(http.MethodPost, "/api/v1/internal/deliveries/"+d.DeliveryID+"/resend", nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("resend: %d %s", r.status, r.body)
-	}
-	after := decode[detail](t, r)
-	if after.Status != "sent" || after.Sequence != 2 || len(after.Attempts) != 2 || after.Settled == nil || !*after.Settled {
-		t.Fatalf("after resend: %+v", after)
+	after, settled := s.resend(d.DeliveryID)
+	if after.Status != "sent" || after.Sequence != 2 || len(after.Attempts) != 2 || settled == nil || !*settled {
+		t.Fatalf("after resend: settled %v, %+v", settled, after)
 	}
 	if a := after.Attempts[1]; a.Attempt != 2 || a.Sequence != 2 || a.Outcome != "sent" {
 		t.Fatalf("second attempt: %+v", a)
 	}
-	if r := s.do(http.MethodPost, "/api/v1/internal/deliveries/dlv_nope/resend", nil); r.status != http.StatusNotFound {
-		t.Fatalf("resend unknown: %d", r.status)
+	if _, _, err := s.mail.Resend(t.Context(), "dlv_nope"); !isAPIError(err, http.StatusNotFound, "") {
+		t.Fatalf("resend unknown: %v", err)
 	}
 	// A failed render is re-rendered on resend (and fails again here).
 	missing := templateCommand("resend-missing", "ops@example.com", "en", nil)
 	missing.TemplateID = "runtime.not_there"
 	s.pushCommand(missing)
 	f := s.byKey("resend-missing", 10*time.Second, "failed")
-	r = s.do(http.MethodPost, "/api/v1/internal/deliveries/"+f.DeliveryID+"/resend", nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("resend failed delivery: %d %s", r.status, r.body)
-	}
-	if again := decode[detail](t, r); again.Status != "failed" || again.ErrorCode != "template_not_found" || again.Sequence != 2 {
+	if again, _ := s.resend(f.DeliveryID); again.Status != "failed" || again.ErrorCode != "template_not_found" || again.Sequence != 2 {
 		t.Fatalf("resend of unrenderable: %+v", again)
 	}
 }

@@ -1,33 +1,13 @@
 package integration_test
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"galaxy/harness"
 )
-
-type listPage struct {
-	Items      []notification `json:"items"`
-	NextCursor string         `json:"next_cursor"`
-}
-
-func (s *service) list(t *testing.T, query url.Values) listPage {
-	t.Helper()
-	code, body := s.get(t, "/api/v1/internal/notifications?"+query.Encode())
-	if code != http.StatusOK {
-		t.Fatalf("list %v: %d %s", query, code, body)
-	}
-	var p listPage
-	if err := json.Unmarshal(body, &p); err != nil {
-		t.Fatalf("decode list: %v\n%s", err, body)
-	}
-	return p
-}
 
 // The list is newest first with cursor paging and filters; bad queries are
 // 400 and unknown notifications 404, with the contract's error shape.
@@ -50,19 +30,19 @@ func TestNotificationAPI(t *testing.T) {
 	all := append(append([]string{}, routed...), skipped, rejected)
 	// Pages of two, newest first, until the cursor runs out.
 	var got []string
-	q := url.Values{"limit": {"2"}}
+	q := harness.NotificationQuery{Limit: 2}
 	for page := 0; ; page++ {
-		p := s.list(t, q)
-		if len(p.Items) > 2 {
-			t.Fatalf("page %d has %d items", page, len(p.Items))
+		items, next := s.list(t, q)
+		if len(items) > 2 {
+			t.Fatalf("page %d has %d items", page, len(items))
 		}
-		for _, n := range p.Items {
-			got = append(got, n.IntentID)
+		for _, n := range items {
+			got = append(got, n.IntentEntryID)
 		}
-		if p.NextCursor == "" {
+		if next == "" {
 			break
 		}
-		q.Set("cursor", p.NextCursor)
+		q.Cursor = next
 		if page > 10 {
 			t.Fatal("paging does not end")
 		}
@@ -76,39 +56,39 @@ func TestNotificationAPI(t *testing.T) {
 		}
 	}
 
-	if p := s.list(t, url.Values{"status": {"routed"}}); len(p.Items) != 5 || len(p.Items[0].Routes) != 1 {
-		t.Errorf("status filter: %d items", len(p.Items))
+	if items, _ := s.list(t, harness.NotificationQuery{Status: "routed"}); len(items) != 5 || len(items[0].Routes) != 1 {
+		t.Errorf("status filter: %d items", len(items))
 	}
-	if p := s.list(t, url.Values{"type": {"runtime.container_start_failed"}}); len(p.Items) != 1 || p.Items[0].IntentID != skipped {
-		t.Errorf("type filter: %+v", p.Items)
+	if items, _ := s.list(t, harness.NotificationQuery{Type: "runtime.container_start_failed"}); len(items) != 1 || items[0].IntentEntryID != skipped {
+		t.Errorf("type filter: %+v", items)
 	}
-	if p := s.list(t, url.Values{"type": {"runtime.image_pull_failed"}, "status": {"skipped"}}); len(p.Items) != 0 {
-		t.Errorf("combined filter: %+v", p.Items)
+	if items, _ := s.list(t, harness.NotificationQuery{Type: "runtime.image_pull_failed", Status: "skipped"}); len(items) != 0 {
+		t.Errorf("combined filter: %+v", items)
 	}
-	if p := s.list(t, nil); len(p.Items) != len(all) || p.NextCursor != "" {
-		t.Errorf("default page: %d items, cursor %q", len(p.Items), p.NextCursor)
+	if items, next := s.list(t, harness.NotificationQuery{}); len(items) != len(all) || next != "" {
+		t.Errorf("default page: %d items, cursor %q", len(items), next)
 	}
 
 	for _, bad := range []string{
 		"limit=0", "limit=501", "limit=x", "status=sent", "type=Bad", "cursor=abc", "cursor=1-2-3", "colour=blue", "limit=1&limit=2",
 	} {
-		code, body := s.get(t, "/api/v1/internal/notifications?"+bad)
-		if code != http.StatusBadRequest || !strings.Contains(string(body), `"code":"invalid_request"`) {
-			t.Errorf("%s: want 400 invalid_request, got %d %s", bad, code, body)
+		// Raw: NotificationQuery cannot spell most of these.
+		if err := s.getError(t, "/api/v1/internal/notifications?"+bad); !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+			t.Errorf("%s: want 400 invalid_request, got %v", bad, err)
 		}
 	}
-	if code, _ := s.get(t, "/api/v1/internal/notifications?limit=500"); code != http.StatusOK {
-		t.Errorf("limit=500: %d", code)
+	if _, _, err := s.api.Notifications(t.Context(), harness.NotificationQuery{Limit: 500}); err != nil {
+		t.Errorf("limit=500: %v", err)
 	}
-	if code, body := s.get(t, "/api/v1/internal/notifications/1-999"); code != http.StatusNotFound || !strings.Contains(string(body), `"code":"not_found"`) {
-		t.Errorf("unknown: %d %s", code, body)
+	if _, err := s.api.Notification(t.Context(), "1-999"); !isAPIError(err, http.StatusNotFound, "not_found") {
+		t.Errorf("unknown: %v", err)
 	}
-	if code, _ := s.get(t, "/api/v1/internal/notifications/not-an-id"); code != http.StatusBadRequest {
-		t.Errorf("malformed id: %d", code)
+	if _, err := s.api.Notification(t.Context(), "not-an-id"); !isAPIError(err, http.StatusBadRequest, "") {
+		t.Errorf("malformed id: %v", err)
 	}
-	code, body := s.get(t, "/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "user_service") {
-		t.Errorf("readyz without a User Service: %d %s", code, body)
+	r := s.get(t, "/readyz")
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "user_service") {
+		t.Errorf("readyz without a User Service: %d %s", r.Status, r.Body)
 	}
 }
 

@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,27 +12,15 @@ import (
 	"galaxy/harness"
 )
 
-// inFlight mirrors GET /api/v1/internal/notifications/in-flight.
-type inFlight struct {
-	PendingNotifications int64 `json:"pending_notifications"`
-	PendingRoutes        int64 `json:"pending_routes"`
-	AwaitingFirstAttempt int64 `json:"awaiting_first_attempt"`
-	AwaitingRetry        int64 `json:"awaiting_retry"`
-	InFlight             int64 `json:"in_flight"`
-}
-
-func (s *service) inFlight(t *testing.T) inFlight {
+// inFlight reads GET /api/v1/internal/notifications/in-flight.
+func (s *service) inFlight(t *testing.T) harness.NotificationInFlight {
 	t.Helper()
-	code, body := s.get(t, "/api/v1/internal/notifications/in-flight")
-	if code != http.StatusOK {
-		t.Fatalf("in-flight: %d %s", code, body)
-	}
-	var f inFlight
-	if err := json.Unmarshal(body, &f); err != nil {
-		t.Fatalf("decode in-flight: %v\n%s", err, body)
+	var f harness.NotificationInFlight
+	if err := harness.GetJSON(t.Context(), s.api.BaseURL+harness.NotificationInFlightPath, &f); err != nil {
+		t.Fatalf("in-flight: %v", err)
 	}
 	if f.InFlight != f.PendingRoutes || f.PendingRoutes != f.AwaitingFirstAttempt+f.AwaitingRetry {
-		t.Fatalf("in-flight counts do not add up: %s", body)
+		t.Fatalf("in-flight counts do not add up: %+v", f)
 	}
 	return f
 }
@@ -47,7 +34,7 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 		"NOTIFICATION_ADMIN_EMAILS_RUNTIME_IMAGE_PULL_FAILED": "ops-a@example.com,ops-b@example.com",
 		"NOTIFICATION_ROUTE_MAX_ATTEMPTS":                     "100",
 	})
-	if f := s.inFlight(t); f != (inFlight{}) {
+	if f := s.inFlight(t); f != (harness.NotificationInFlight{}) {
 		t.Fatalf("fresh service: %+v", f)
 	}
 	// XADD to a key holding a string fails (WRONGTYPE): every hand-off fails.
@@ -55,7 +42,7 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := s.publish(t, adminIntent("runtime.image_pull_failed", "game-inflight"))
-	var last inFlight
+	var last harness.NotificationInFlight
 	eventually(t, 15*time.Second, func() (bool, string) {
 		last = s.inFlight(t)
 		return last.PendingNotifications == 1 && last.AwaitingRetry == 2, fmt.Sprintf("%+v", last)
@@ -63,7 +50,7 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 
 	// The mail stream is left out: no Mail reads it here, and it is not a
 	// stream right now.
-	p := &harness.Pipeline{Redis: rdb, Streams: harness.PipelineStreams{Intents: s.intentsStream}, NotificationURL: s.baseURL}
+	p := &harness.Pipeline{Redis: rdb, Streams: harness.PipelineStreams{Intents: s.intentsStream}, NotificationURL: s.api.BaseURL}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	err := p.Settled(ctx)
@@ -84,7 +71,7 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 	if err := p.Settled(ctx); err != nil {
 		t.Fatalf("Settled once the mail stream is writable: %v", err)
 	}
-	if f := s.inFlight(t); f != (inFlight{}) {
+	if f := s.inFlight(t); f != (harness.NotificationInFlight{}) {
 		t.Fatalf("in flight after Settled: %+v", f)
 	}
 	if n, ok := s.notification(t, id); !ok || n.Status != "routed" {
@@ -99,8 +86,8 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 // endpoint does not know is a mistake worth reporting.
 func TestInFlightRefusesQueryParameters(t *testing.T) {
 	s := startNotification(t, nil)
-	code, body := s.get(t, "/api/v1/internal/notifications/in-flight?status=pending")
-	if code != http.StatusBadRequest || !strings.Contains(string(body), `"code":"invalid_request"`) {
-		t.Fatalf("in-flight?status=pending: %d %s", code, body)
+	err := s.getError(t, harness.NotificationInFlightPath+"?status=pending")
+	if !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+		t.Fatalf("in-flight?status=pending: %v", err)
 	}
 }

@@ -7,14 +7,11 @@
 package integration_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -50,7 +47,7 @@ func TestMain(m *testing.M) {
 type service struct {
 	svc           *harness.Service
 	proc          *harness.Process
-	baseURL       string
+	api           *harness.NotificationClient
 	intentsStream string
 	mailStream    string
 	dsn           string
@@ -84,7 +81,7 @@ func newService(svc *harness.Service) *service {
 	return &service{
 		svc:           svc,
 		proc:          svc.Process,
-		baseURL:       svc.URL,
+		api:           &harness.NotificationClient{BaseURL: svc.URL},
 		intentsStream: svc.Streams.Intents,
 		mailStream:    svc.Streams.MailCommands,
 		dsn:           svc.DSN,
@@ -132,45 +129,6 @@ func (s *service) mailCommands(t *testing.T) []redis.XMessage {
 	return msgs
 }
 
-// notification mirrors the API's item (lenient: the API may grow fields).
-type notification struct {
-	IntentID         string          `json:"intent_entry_id"`
-	NotificationType string          `json:"notification_type"`
-	Producer         string          `json:"producer"`
-	AudienceKind     string          `json:"audience_kind"`
-	Payload          json.RawMessage `json:"payload"`
-	IdempotencyKey   *string         `json:"idempotency_key"`
-	Status           string          `json:"status"`
-	Reason           *string         `json:"reason"`
-	DuplicateOf      *string         `json:"duplicate_of"`
-	RawFields        map[string]any  `json:"raw_fields"`
-	CreatedAtMS      int64           `json:"created_at_ms"`
-	UpdatedAtMS      int64           `json:"updated_at_ms"`
-	Routes           []route         `json:"routes"`
-}
-
-type route struct {
-	RouteID        string  `json:"route_id"`
-	UserID         *string `json:"user_id"`
-	Recipient      *string `json:"recipient"`
-	Locale         *string `json:"locale"`
-	Status         string  `json:"status"`
-	Reason         *string `json:"reason"`
-	Attempts       int     `json:"attempts"`
-	LastError      *string `json:"last_error"`
-	IdempotencyKey string  `json:"idempotency_key"`
-	MailEntryID    *string `json:"mail_entry_id"`
-	RoutedAtMS     *int64  `json:"routed_at_ms"`
-	CreatedAtMS    int64   `json:"created_at_ms"`
-	UpdatedAtMS    int64   `json:"updated_at_ms"`
-}
-
-func (r route) reason() string    { return deref(r.Reason) }
-func (r route) recipient() string { return deref(r.Recipient) }
-func (n notification) reason() string {
-	return deref(n.Reason)
-}
-
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -178,41 +136,60 @@ func deref(s *string) string {
 	return *s
 }
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-// get fetches path from the service's API and returns status and body.
-func (s *service) get(t *testing.T, path string) (int, []byte) {
+// get sends GET path to the service and returns the answer whatever its
+// status, for the endpoints outside the typed client (/readyz, /metrics).
+func (s *service) get(t *testing.T, path string) harness.Response {
 	t.Helper()
-	resp, err := httpClient.Get(s.baseURL + path)
+	r, err := harness.Do(t.Context(), harness.Request{URL: s.api.BaseURL + path, Token: s.api.Token})
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
+	return r
+}
+
+// getError GETs path and decodes nothing: the error is nil for a 200 and an
+// *harness.APIError for any other answer. It is for queries the typed
+// client cannot spell (unknown or repeated parameters).
+func (s *service) getError(t *testing.T, path string) error {
+	t.Helper()
+	_, err := harness.DoJSON(t.Context(), harness.Request{URL: s.api.BaseURL + path, Token: s.api.Token}, nil)
+	return err
+}
+
+// isAPIError reports whether err is an answer with status and, when code is
+// not empty, the contract error code.
+func isAPIError(err error, status int, code string) bool {
+	return harness.StatusOf(err) == status && (code == "" || harness.ErrorCodeOf(err) == code)
 }
 
 // notification returns the API's record of intentID, or ok=false on 404.
-func (s *service) notification(t *testing.T, intentID string) (notification, bool) {
+func (s *service) notification(t *testing.T, intentID string) (harness.Notification, bool) {
 	t.Helper()
-	code, body := s.get(t, "/api/v1/internal/notifications/"+url.PathEscape(intentID))
-	if code == http.StatusNotFound {
-		return notification{}, false
+	n, err := s.api.Notification(t.Context(), intentID)
+	if harness.StatusOf(err) == http.StatusNotFound {
+		return harness.Notification{}, false
 	}
-	if code != http.StatusOK {
-		t.Fatalf("GET notification %s: %d %s", intentID, code, body)
-	}
-	var n notification
-	if err := json.Unmarshal(body, &n); err != nil {
-		t.Fatalf("decode notification: %v\n%s", err, body)
+	if err != nil {
+		t.Fatalf("GET notification %s: %v", intentID, err)
 	}
 	return n, true
 }
 
-// waitStatus waits until intentID's notification has one of the statuses.
-func (s *service) waitStatus(t *testing.T, intentID string, timeout time.Duration, statuses ...string) notification {
+// list returns one page of the notifications matching q and the next
+// page's cursor.
+func (s *service) list(t *testing.T, q harness.NotificationQuery) ([]harness.Notification, string) {
 	t.Helper()
-	var last notification
+	items, next, err := s.api.Notifications(t.Context(), q)
+	if err != nil {
+		t.Fatalf("list %+v: %v", q, err)
+	}
+	return items, next
+}
+
+// waitStatus waits until intentID's notification has one of the statuses.
+func (s *service) waitStatus(t *testing.T, intentID string, timeout time.Duration, statuses ...string) harness.Notification {
+	t.Helper()
+	var last harness.Notification
 	eventually(t, timeout, func() (bool, string) {
 		n, ok := s.notification(t, intentID)
 		if !ok {
@@ -253,8 +230,11 @@ func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string),
 // metric returns the value of one series on /metrics (0 when absent).
 func (s *service) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	_, body := s.get(t, "/metrics")
-	for _, line := range strings.Split(string(body), "\n") {
+	r := s.get(t, "/metrics")
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", r.Status, r.Body)
+	}
+	for _, line := range strings.Split(string(r.Body), "\n") {
 		if strings.HasPrefix(line, series+" ") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, series)), 64)
 			if err != nil {
@@ -266,10 +246,10 @@ func (s *service) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
-// userService is a running User Service with its base URL.
+// userService is a running User Service and a client of its API.
 type userService struct {
-	proc    *harness.Process
-	baseURL string
+	proc *harness.Process
+	api  *harness.UserClient
 }
 
 func startUserService(t *testing.T) *userService {
@@ -277,19 +257,12 @@ func startUserService(t *testing.T) *userService {
 	svc := harness.StartService(context.Background(), t, harness.ServiceSpec{
 		Name: "userservice", Infra: infra, Env: map[string]string{"USERSERVICE_LOG_LEVEL": "warn"},
 	})
-	return &userService{proc: svc.Process, baseURL: svc.URL}
+	return &userService{proc: svc.Process, api: &harness.UserClient{BaseURL: svc.URL}}
 }
 
-func (u *userService) create(t *testing.T, user map[string]any) {
+func (u *userService) create(t *testing.T, user harness.NewUser) {
 	t.Helper()
-	body, _ := json.Marshal(user)
-	resp, err := httpClient.Post(u.baseURL+"/api/v1/internal/users", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create user %s: %d %s", body, resp.StatusCode, b)
+	if _, err := u.api.Create(t.Context(), user); err != nil {
+		t.Fatalf("create user %+v: %v", user, err)
 	}
 }

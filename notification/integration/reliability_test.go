@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +21,9 @@ import (
 // backoff, /readyz says so, and once the service is back the mail goes out.
 func TestUserServiceDownThenUp(t *testing.T) {
 	us := startUserService(t)
-	us.create(t, map[string]any{"user_id": "dora", "email": "dora@example.com", "display_name": "Dora", "locale": "es"})
+	us.create(t, harness.NewUser{UserID: "dora", Email: "dora@example.com", DisplayName: "Dora", Locale: "es"})
 	s := startNotification(t, map[string]string{
-		"NOTIFICATION_USER_SERVICE_BASE_URL": us.baseURL,
+		"NOTIFICATION_USER_SERVICE_BASE_URL": us.api.BaseURL,
 		"NOTIFICATION_ROUTE_BACKOFF_MIN":     "200ms",
 		"NOTIFICATION_ROUTE_BACKOFF_MAX":     "500ms",
 		"NOTIFICATION_ROUTE_MAX_ATTEMPTS":    "50",
@@ -32,8 +33,8 @@ func TestUserServiceDownThenUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) {
-		code, body := s.get(t, "/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(string(body), "user_service"), string(body)
+		r := s.get(t, "/readyz")
+		return r.Status == http.StatusServiceUnavailable && strings.Contains(string(r.Body), "user_service"), string(r.Body)
 	}, s.proc)
 
 	id := s.publish(t, map[string]any{
@@ -63,7 +64,7 @@ func TestUserServiceDownThenUp(t *testing.T) {
 	}
 	n := s.waitStatus(t, id, 20*time.Second, "routed")
 	r := n.Routes[0]
-	if r.recipient() != "dora@example.com" || deref(r.Locale) != "es" || r.Attempts < 3 {
+	if deref(r.Recipient) != "dora@example.com" || deref(r.Locale) != "es" || r.Attempts < 3 {
 		t.Fatalf("route after recovery: %+v", r)
 	}
 	cmds := s.mailCommands(t)
@@ -89,15 +90,15 @@ func TestRouteDiesAfterMaxAttempts(t *testing.T) {
 	})
 	n := s.waitStatus(t, id, 15*time.Second, "dead")
 	r := n.Routes[0]
-	if r.Status != "dead" || r.Attempts != 3 || r.reason() != "attempts_exhausted" || !strings.Contains(deref(r.LastError), "user service") {
+	if r.Status != "dead" || r.Attempts != 3 || deref(r.Reason) != "attempts_exhausted" || !strings.Contains(deref(r.LastError), "user service") {
 		t.Fatalf("dead route: %+v", r)
 	}
 	if got := s.metric(t, `notification_routes_total{status="dead"}`); got != 1 {
 		t.Errorf("dead metric = %v", got)
 	}
-	code, body := s.get(t, "/api/v1/internal/notifications?status=dead")
-	if code != http.StatusOK || !strings.Contains(string(body), id) {
-		t.Errorf("dead list: %d %s", code, body)
+	dead, _ := s.list(t, harness.NotificationQuery{Status: "dead"})
+	if !slices.ContainsFunc(dead, func(n harness.Notification) bool { return n.IntentEntryID == id }) {
+		t.Errorf("dead list lacks %s: %+v", id, dead)
 	}
 }
 

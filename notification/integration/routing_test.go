@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"galaxy/harness"
 )
 
 // An admin intent becomes one template-mode mail command per configured
@@ -77,7 +79,7 @@ func TestAdminIntentBecomesOneMailCommandPerAddress(t *testing.T) {
 	}
 	for _, r := range n.Routes {
 		if r.Status != "routed" || r.Attempts != 1 || r.MailEntryID == nil || r.IdempotencyKey != "notification:"+id+"/"+r.RouteID ||
-			r.RouteID != "email:email:"+r.recipient() || r.RoutedAtMS == nil {
+			r.RouteID != "email:email:"+deref(r.Recipient) || r.RoutedAtMS == nil {
 			t.Errorf("route: %+v", r)
 		}
 	}
@@ -108,7 +110,7 @@ func TestAdminIntentWithoutListIsSkipped(t *testing.T) {
 	})
 	id := s.publish(t, adminIntent("runtime.container_start_failed", "game-2"))
 	n := s.waitStatus(t, id, 15*time.Second, "skipped")
-	if n.reason() != "no_admin_recipients" || len(n.Routes) != 0 {
+	if deref(n.Reason) != "no_admin_recipients" || len(n.Routes) != 0 {
 		t.Fatalf("want skipped no_admin_recipients without routes, got %+v", n)
 	}
 	// A later intent that does route proves the skipped one was not retried.
@@ -132,10 +134,11 @@ func TestAdminIntentWithoutListIsSkipped(t *testing.T) {
 // and an unknown one.
 func TestUserIntentRoutesThroughTheUserService(t *testing.T) {
 	us := startUserService(t)
-	us.create(t, map[string]any{"user_id": "alice", "email": "alice@example.com", "display_name": "Alice", "locale": "en"})
-	us.create(t, map[string]any{"user_id": "bruno", "email": "bruno@example.com", "display_name": "Bruno Ç", "locale": "fr-CA"})
-	us.create(t, map[string]any{"user_id": "carol", "email": "carol@example.com", "display_name": "Carol", "locale": "de", "email_notifications": false})
-	s := startNotification(t, map[string]string{"NOTIFICATION_USER_SERVICE_BASE_URL": us.baseURL})
+	optedOut := false
+	us.create(t, harness.NewUser{UserID: "alice", Email: "alice@example.com", DisplayName: "Alice", Locale: "en"})
+	us.create(t, harness.NewUser{UserID: "bruno", Email: "bruno@example.com", DisplayName: "Bruno Ç", Locale: "fr-CA"})
+	us.create(t, harness.NewUser{UserID: "carol", Email: "carol@example.com", DisplayName: "Carol", Locale: "de", EmailNotifications: &optedOut})
+	s := startNotification(t, map[string]string{"NOTIFICATION_USER_SERVICE_BASE_URL": us.api.BaseURL})
 	waitReady(t, s)
 
 	id := s.publish(t, map[string]any{
@@ -147,10 +150,10 @@ func TestUserIntentRoutesThroughTheUserService(t *testing.T) {
 		"occurred_at_ms":    "1700000000000",
 	})
 	n := s.waitStatus(t, id, 15*time.Second, "partially_routed")
-	if !strings.HasPrefix(n.reason(), "some_routes_not_routed") {
-		t.Errorf("reason %q", n.reason())
+	if !strings.HasPrefix(deref(n.Reason), "some_routes_not_routed") {
+		t.Errorf("reason %q", deref(n.Reason))
 	}
-	routes := map[string]route{}
+	routes := map[string]harness.NotificationRoute{}
 	for _, r := range n.Routes {
 		routes[r.RouteID] = r
 	}
@@ -160,8 +163,8 @@ func TestUserIntentRoutesThroughTheUserService(t *testing.T) {
 		if !ok {
 			t.Fatalf("no route %s in %+v", id, n.Routes)
 		}
-		if r.Status != status || r.reason() != reason || r.recipient() != recipient {
-			t.Errorf("route %s: status %s reason %q recipient %q; want %s %q %q", id, r.Status, r.reason(), r.recipient(), status, reason, recipient)
+		if r.Status != status || deref(r.Reason) != reason || deref(r.Recipient) != recipient {
+			t.Errorf("route %s: status %s reason %q recipient %q; want %s %q %q", id, r.Status, deref(r.Reason), deref(r.Recipient), status, reason, recipient)
 		}
 	}
 	check("email:user:alice", "routed", "", "alice@example.com")
@@ -192,8 +195,8 @@ func TestUserIntentRoutesThroughTheUserService(t *testing.T) {
 func waitReady(t *testing.T, s *service) {
 	t.Helper()
 	eventually(t, 15*time.Second, func() (bool, string) {
-		code, body := s.get(t, "/readyz")
-		return code == http.StatusOK, string(body)
+		r := s.get(t, "/readyz")
+		return r.Status == http.StatusOK, string(r.Body)
 	}, s.proc)
 }
 
@@ -214,7 +217,7 @@ func TestRepeatedProducerKeyRoutesOnce(t *testing.T) {
 	id3 := s.publish(t, other)
 
 	n2 := s.waitStatus(t, id2, 15*time.Second, "skipped")
-	if n2.reason() != "duplicate" || deref(n2.DuplicateOf) != id1 || len(n2.Routes) != 0 {
+	if deref(n2.Reason) != "duplicate" || deref(n2.DuplicateOf) != id1 || len(n2.Routes) != 0 {
 		t.Fatalf("repeat: want skipped duplicate of %s, got %+v", id1, n2)
 	}
 	s.waitStatus(t, id3, 15*time.Second, "routed")
@@ -257,8 +260,8 @@ func TestMalformedIntentsAreRejectedAndTheStreamFlows(t *testing.T) {
 	s.waitStatus(t, good, 15*time.Second, "routed")
 	for i, id := range ids {
 		n := s.waitStatus(t, id, 5*time.Second, "rejected")
-		if !strings.HasPrefix(n.reason(), bad[i].reason) {
-			t.Errorf("intent %d: reason %q, want prefix %q", i, n.reason(), bad[i].reason)
+		if !strings.HasPrefix(deref(n.Reason), bad[i].reason) {
+			t.Errorf("intent %d: reason %q, want prefix %q", i, deref(n.Reason), bad[i].reason)
 		}
 		if n.RawFields == nil || len(n.Routes) != 0 {
 			t.Errorf("intent %d: want raw fields and no routes: %+v", i, n)
@@ -282,12 +285,8 @@ func TestMalformedIntentsAreRejectedAndTheStreamFlows(t *testing.T) {
 		}
 		return true, ""
 	}, s.proc)
-	code, body := s.get(t, "/api/v1/internal/notifications?status=rejected")
-	var list struct {
-		Items []notification `json:"items"`
-	}
-	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Items) != len(bad) {
-		t.Fatalf("rejected list: %d %s", code, body)
+	if rejected, _ := s.list(t, harness.NotificationQuery{Status: "rejected"}); len(rejected) != len(bad) {
+		t.Fatalf("rejected list: %d items, want %d: %+v", len(rejected), len(bad), rejected)
 	}
 	if got := s.metric(t, `notification_intents_total{outcome="rejected"}`); got != float64(len(bad)) {
 		t.Errorf("rejected metric = %v", got)

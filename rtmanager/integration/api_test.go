@@ -2,11 +2,8 @@ package integration_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"galaxy/harness"
 	"galaxy/platform/httpapi"
 	"galaxy/rtmanager/api"
 	"galaxy/rtmanager/store"
@@ -48,7 +46,7 @@ func TestRuntimeListPagesThroughEveryRecord(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = srv.Run(runCtx, time.Second); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	base := "http://" + srv.Addr() + "/api/v1/internal/runtimes?"
+	rc := &harness.RuntimeClient{BaseURL: "http://" + srv.Addr()}
 
 	var got []string
 	cursor := ""
@@ -56,28 +54,17 @@ func TestRuntimeListPagesThroughEveryRecord(t *testing.T) {
 		if pages > 5 {
 			t.Fatalf("more pages than records: %v", got)
 		}
-		q := url.Values{"state": {"starting"}, "limit": {"2"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+		items, next, err := rc.Runtimes(ctx, harness.RuntimeQuery{States: []string{"starting"}, Limit: 2, Cursor: cursor})
+		if err != nil || len(items) > 2 {
+			t.Fatalf("page %d: %+v %v", pages, items, err)
 		}
-		code, body := fetch(t, base+q.Encode())
-		var page struct {
-			Items []struct {
-				GameID string `json:"game_id"`
-				State  string `json:"state"`
-			} `json:"items"`
-			NextCursor string `json:"next_cursor"`
-		}
-		if code != http.StatusOK || json.Unmarshal([]byte(body), &page) != nil || len(page.Items) > 2 {
-			t.Fatalf("page %d: %d %s", pages, code, body)
-		}
-		for _, it := range page.Items {
+		for _, it := range items {
 			if it.State != "starting" {
-				t.Fatalf("filter not applied: %s", body)
+				t.Fatalf("filter not applied: %+v", items)
 			}
 			got = append(got, it.GameID)
 		}
-		if cursor = page.NextCursor; cursor == "" {
+		if cursor = next; cursor == "" {
 			break
 		}
 	}
@@ -85,20 +72,10 @@ func TestRuntimeListPagesThroughEveryRecord(t *testing.T) {
 		t.Fatalf("listed %v, want %v", got, want)
 	}
 	for _, bad := range []string{"limit=0", "limit=1001", "limit=x", "cursor=a%20b", "state=bogus", "colour=red", "limit=1&limit=2"} {
-		code, body := fetch(t, base+bad)
-		if code != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_request"`) {
-			t.Errorf("%s: %d %s", bad, code, body)
+		// Raw: RuntimeQuery cannot spell most of these.
+		_, err := harness.DoJSON(ctx, harness.Request{URL: rc.BaseURL + "/api/v1/internal/runtimes?" + bad}, nil)
+		if !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
-}
-
-func fetch(t *testing.T, u string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

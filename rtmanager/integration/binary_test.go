@@ -3,8 +3,8 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +20,7 @@ import (
 // boundary suites start it, on a fresh database, streams and network.
 type rtmProcess struct {
 	proc    *harness.Process
-	baseURL string
+	api     *harness.RuntimeClient
 	rdb     *redis.Client
 	streams harness.PipelineStreams
 }
@@ -40,19 +40,29 @@ func startRTManager(t *testing.T, wait harness.Readiness, overrides map[string]s
 	})
 	rdb := streams.NewClient(shared.redis.Addr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &rtmProcess{proc: svc.Process, baseURL: svc.URL, rdb: rdb, streams: svc.Streams}
+	return &rtmProcess{proc: svc.Process, api: &harness.RuntimeClient{BaseURL: svc.URL}, rdb: rdb, streams: svc.Streams}
 }
 
-func get(t *testing.T, url string) (int, string) {
+// get sends GET path to the manager and returns the answer whatever its
+// status, for the endpoints outside the typed client (/readyz, /metrics).
+func (r *rtmProcess) get(t *testing.T, path string) harness.Response {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := r.api.Do(t.Context(), http.MethodGet, path, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp
+}
+
+// isAPIError reports whether err is an answer with status and, when code is
+// not empty, the contract error code.
+func isAPIError(err error, status int, code string) bool {
+	return harness.StatusOf(err) == status && (code == "" || harness.ErrorCodeOf(err) == code)
+}
+
+// listed reports whether rts holds gameID's runtime.
+func listed(rts []harness.Runtime, gameID string) bool {
+	return slices.ContainsFunc(rts, func(rt harness.Runtime) bool { return rt.GameID == gameID })
 }
 
 // TestBinaryBoundary is the contract's boundary scenario against the binary alone: ready
@@ -95,45 +105,42 @@ func TestBinaryBoundary(t *testing.T) {
 		t.Errorf("results = %v, %v", results, err)
 	}
 
-	code, body := get(t, r.baseURL+"/api/v1/internal/runtimes/"+g)
-	if code != http.StatusOK {
-		t.Fatalf("GET runtime: %d %s", code, body)
+	// The detail as sent, to see every field there, and as the client reads
+	// it.
+	resp, err := r.api.Do(ctx, http.MethodGet, "/api/v1/internal/runtimes/"+g, nil)
+	if err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("GET runtime: %d %s %v", resp.Status, resp.Body, err)
 	}
-	var rt map[string]any
-	if err := json.Unmarshal([]byte(body), &rt); err != nil {
+	var fields map[string]any
+	if err := json.Unmarshal(resp.Body, &fields); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"game_id", "state", "image_ref", "container_id", "last_error_code", "last_error_message", "updated_at_ms"} {
-		if _, ok := rt[k]; !ok {
-			t.Errorf("runtime lacks %s: %s", k, body)
+		if _, ok := fields[k]; !ok {
+			t.Errorf("runtime lacks %s: %s", k, resp.Body)
 		}
 	}
-	if rt["state"] != "failed" || rt["last_error_code"] != "image_pull_failed" {
-		t.Errorf("runtime = %s", body)
+	rt, err := r.api.Runtime(ctx, g)
+	if err != nil || rt.GameID != g || rt.State != "failed" || rt.LastErrorCode != "image_pull_failed" {
+		t.Errorf("runtime = %+v, %v", rt, err)
 	}
-	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes")
-	if code != http.StatusOK || !strings.Contains(body, `"game_id":"`+g+`"`) {
-		t.Errorf("GET runtimes: %d %s", code, body)
+	if rts, _, err := r.api.Runtimes(ctx, harness.RuntimeQuery{}); err != nil || !listed(rts, g) {
+		t.Errorf("GET runtimes: %+v %v", rts, err)
 	}
-	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=failed,stopped")
-	if code != http.StatusOK || !strings.Contains(body, `"game_id":"`+g+`"`) {
-		t.Errorf("GET runtimes?state=failed,stopped: %d %s", code, body)
+	if rts, _, err := r.api.Runtimes(ctx, harness.RuntimeQuery{States: []string{"failed", "stopped"}}); err != nil || !listed(rts, g) {
+		t.Errorf("GET runtimes?state=failed,stopped: %+v %v", rts, err)
 	}
-	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=running")
-	if code != http.StatusOK || strings.Contains(body, g) {
-		t.Errorf("GET runtimes?state=running: %d %s", code, body)
+	if rts, _, err := r.api.Runtimes(ctx, harness.RuntimeQuery{States: []string{"running"}}); err != nil || listed(rts, g) {
+		t.Errorf("GET runtimes?state=running: %+v %v", rts, err)
 	}
-	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes?state=bogus")
-	if code != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_request"`) {
-		t.Errorf("GET runtimes?state=bogus: %d %s", code, body)
+	if _, _, err := r.api.Runtimes(ctx, harness.RuntimeQuery{States: []string{"bogus"}}); !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+		t.Errorf("GET runtimes?state=bogus: %v", err)
 	}
-	code, body = get(t, r.baseURL+"/metrics")
-	if code != http.StatusOK || !strings.Contains(body, `rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"} 1`) {
-		t.Errorf("GET /metrics: %d, no failed start counted", code)
+	if m := r.get(t, "/metrics"); m.Status != http.StatusOK || !strings.Contains(string(m.Body), `rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"} 1`) {
+		t.Errorf("GET /metrics: %d, no failed start counted", m.Status)
 	}
-	code, body = get(t, r.baseURL+"/api/v1/internal/runtimes/no-such-game")
-	if code != http.StatusNotFound || !strings.Contains(body, `"code":"not_found"`) {
-		t.Errorf("GET unknown runtime: %d %s", code, body)
+	if _, err := r.api.Runtime(ctx, "no-such-game"); !isAPIError(err, http.StatusNotFound, "not_found") {
+		t.Errorf("GET unknown runtime: %v", err)
 	}
 }
 
@@ -141,11 +148,11 @@ func TestBinaryBoundary(t *testing.T) {
 // 503 with the docker_network check named.
 func TestBinaryNotReadyWithoutTheNetwork(t *testing.T) {
 	r := startRTManager(t, harness.WaitHealthy, map[string]string{"RTMANAGER_DOCKER_NETWORK": "galaxy-no-such-network-" + harness.UniqueSuffix()})
-	code, body := get(t, r.baseURL+"/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "docker_network") {
-		t.Errorf("readyz = %d %s", code, body)
+	ready := r.get(t, "/readyz")
+	if ready.Status != http.StatusServiceUnavailable || !strings.Contains(string(ready.Body), "docker_network") {
+		t.Errorf("readyz = %d %s", ready.Status, ready.Body)
 	}
-	t.Logf("readyz: %s", body)
+	t.Logf("readyz: %s", ready.Body)
 }
 
 // TestBinaryRejectsBadConfiguration: exit 2, one message naming the variable.

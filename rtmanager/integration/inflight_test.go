@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -22,25 +21,15 @@ import (
 	"galaxy/rtmanager/outbox"
 )
 
-// inFlight mirrors GET /api/v1/internal/jobs/in-flight.
-type inFlight struct {
-	JobsRunning int64 `json:"jobs_running"`
-	Unpublished int64 `json:"unpublished"`
-	InFlight    int64 `json:"in_flight"`
-}
-
-func getInFlight(t *testing.T, baseURL string) inFlight {
+// getInFlight reads GET /api/v1/internal/jobs/in-flight.
+func getInFlight(t *testing.T, baseURL string) harness.RTManagerInFlight {
 	t.Helper()
-	code, body := get(t, baseURL+"/api/v1/internal/jobs/in-flight")
-	if code != http.StatusOK {
-		t.Fatalf("in-flight: %d %s", code, body)
-	}
-	var f inFlight
-	if err := json.Unmarshal([]byte(body), &f); err != nil {
-		t.Fatalf("decode in-flight: %v\n%s", err, body)
+	var f harness.RTManagerInFlight
+	if err := harness.GetJSON(t.Context(), baseURL+harness.RTManagerInFlightPath, &f); err != nil {
+		t.Fatalf("in-flight: %v", err)
 	}
 	if f.InFlight != f.JobsRunning+f.Unpublished {
-		t.Fatalf("in_flight is not the sum: %s", body)
+		t.Fatalf("in_flight is not the sum: %+v", f)
 	}
 	return f
 }
@@ -51,12 +40,12 @@ func getInFlight(t *testing.T, baseURL string) inFlight {
 // its pull, publishes its result and intent, and the counts are zero.
 func TestBinaryInFlightCountsARunningJob(t *testing.T) {
 	r := startRTManager(t, harness.WaitReady, nil)
-	if f := getInFlight(t, r.baseURL); f != (inFlight{}) {
+	if f := getInFlight(t, r.api.BaseURL); f != (harness.RTManagerInFlight{}) {
 		t.Fatalf("fresh manager: %+v", f)
 	}
-	code, body := get(t, r.baseURL+"/api/v1/internal/jobs/in-flight?verbose=1")
-	if code != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_request"`) {
-		t.Fatalf("in-flight with a query: %d %s", code, body)
+	_, err := harness.DoJSON(t.Context(), harness.Request{URL: r.api.BaseURL + harness.RTManagerInFlightPath + "?verbose=1"}, nil)
+	if !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+		t.Fatalf("in-flight with a query: %v", err)
 	}
 
 	ctx := context.Background()
@@ -72,13 +61,13 @@ func TestBinaryInFlightCountsARunningJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the job running", func() bool {
-		return getInFlight(t, r.baseURL) == inFlight{JobsRunning: 1, InFlight: 1}
+		return getInFlight(t, r.api.BaseURL) == harness.RTManagerInFlight{JobsRunning: 1, InFlight: 1}
 	})
 
-	p := &harness.Pipeline{Redis: r.rdb, RTManagerURL: r.baseURL, Streams: r.streams}
+	p := &harness.Pipeline{Redis: r.rdb, RTManagerURL: r.api.BaseURL, Streams: r.streams}
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	err := p.Settled(sctx)
+	err = p.Settled(sctx)
 	var se *harness.SettledError
 	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Settled while a job runs = %v, want a *SettledError for the deadline", err)
@@ -97,7 +86,7 @@ func TestBinaryInFlightCountsARunningJob(t *testing.T) {
 	if err := p.Settled(sctx); err != nil {
 		t.Fatalf("Settled once the lease is free: %v", err)
 	}
-	if f := getInFlight(t, r.baseURL); f != (inFlight{}) {
+	if f := getInFlight(t, r.api.BaseURL); f != (harness.RTManagerInFlight{}) {
 		t.Fatalf("in flight after Settled: %+v", f)
 	}
 	// Settled returned after the job's entries were out, not before.
@@ -135,7 +124,7 @@ func TestInFlightCountsUnpublishedOutcomes(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	e.run.Outbox = working
-	if f := getInFlight(t, base); f != (inFlight{Unpublished: 2, InFlight: 2}) {
+	if f := getInFlight(t, base); f != (harness.RTManagerInFlight{Unpublished: 2, InFlight: 2}) {
 		t.Fatalf("after a failed start with Redis unwritable: %+v, want its result and intent unpublished", f)
 	}
 
@@ -144,7 +133,7 @@ func TestInFlightCountsUnpublishedOutcomes(t *testing.T) {
 	go func() { _ = working.Run(ctx); close(sweeping) }()
 	t.Cleanup(func() { cancel(); <-sweeping })
 	eventually(t, 10*time.Second, "the sweeper publishes", func() bool {
-		return getInFlight(t, base) == inFlight{}
+		return getInFlight(t, base) == harness.RTManagerInFlight{}
 	})
 	if len(e.results(g)) != 1 || len(e.intents(g)) != 1 {
 		t.Fatalf("published: %d results, %d intents", len(e.results(g)), len(e.intents(g)))

@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -342,30 +341,24 @@ func TestPullFailureInsideTheProgressStreamIsImagePullFailed(t *testing.T) {
 	tag := harness.UniqueSuffix()
 	ref := harness.BuildBrokenEntrypointImage(ctx, t, shared.registry, "galaxy/blobless", tag)
 	base := "http://" + shared.registry.Host + "/v2/galaxy/blobless"
-	req, _ := http.NewRequest(http.MethodGet, base+"/manifests/"+tag, nil)
-	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var manifest struct {
 		Config struct {
 			Digest string `json:"digest"`
 		} `json:"config"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&manifest)
-	resp.Body.Close()
+	_, err := harness.DoJSON(ctx, harness.Request{
+		URL:    base + "/manifests/" + tag,
+		Header: http.Header{"Accept": {"application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"}},
+	}, &manifest)
 	if err != nil || manifest.Config.Digest == "" {
 		t.Fatalf("manifest of %s: %v", ref, err)
 	}
-	req, _ = http.NewRequest(http.MethodDelete, base+"/blobs/"+manifest.Config.Digest, nil)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := harness.Do(ctx, harness.Request{Method: http.MethodDelete, URL: base + "/blobs/" + manifest.Config.Digest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("delete config blob: %s", resp.Status)
+	if resp.Status/100 != 2 {
+		t.Fatalf("delete config blob: %d %s", resp.Status, resp.Body)
 	}
 	g := gameID(t)
 	if err := e.handleStart(newEntryID(), startValues(g, ref)); err != nil {

@@ -22,9 +22,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -75,7 +72,8 @@ func main() {
 		}
 		rdb := streams.NewClient(*redisAddr, "", 0)
 		defer rdb.Close()
-		if err := run(ctx, rdb, *stream, *group, strings.TrimRight(*mailURL, "/"), *source, *n, *rate, *pipeline); err != nil {
+		mail := &harness.MailClient{BaseURL: strings.TrimRight(*mailURL, "/")}
+		if err := run(ctx, rdb, *stream, *group, mail, *source, *n, *rate, *pipeline); err != nil {
 			fmt.Fprintln(os.Stderr, "mailload:", err)
 			code = 1
 		}
@@ -112,7 +110,7 @@ func startStack(ctx context.Context, tb *harness.PackageTB, stream string, direc
 	return infra.RedisAddr, mail.URL
 }
 
-func run(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source string, n, rate, pipeline int) error {
+func run(ctx context.Context, rdb *redis.Client, stream, group string, mail *harness.MailClient, source string, n, rate, pipeline int) error {
 	if n <= 0 || pipeline <= 0 {
 		return fmt.Errorf("-n and -pipeline must be positive")
 	}
@@ -123,10 +121,10 @@ func run(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source 
 	}
 	pushed := time.Since(start)
 	fmt.Printf("pushed in %s (%.0f commands/s)\n", pushed.Round(time.Millisecond), float64(n)/pushed.Seconds())
-	if err := waitDrained(ctx, rdb, stream, group, mailURL, source); err != nil {
+	if err := waitDrained(ctx, rdb, stream, group, mail, source); err != nil {
 		return err
 	}
-	items, err := collect(ctx, mailURL, source)
+	items, err := mail.AllDeliveries(ctx, harness.DeliveryQuery{Source: source})
 	if err != nil {
 		return err
 	}
@@ -197,9 +195,9 @@ func push(ctx context.Context, rdb *redis.Client, stream, source string, n, rate
 // waitDrained waits until the group has read and acknowledged every entry
 // (so every command is stored) and no delivery of the source is still
 // queued or being sent.
-func waitDrained(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source string) error {
+func waitDrained(ctx context.Context, rdb *redis.Client, stream, group string, mail *harness.MailClient, source string) error {
 	for {
-		done, err := drained(ctx, rdb, stream, group, mailURL, source)
+		done, err := drained(ctx, rdb, stream, group, mail, source)
 		if err != nil {
 			return err
 		}
@@ -214,7 +212,7 @@ func waitDrained(ctx context.Context, rdb *redis.Client, stream, group, mailURL,
 	}
 }
 
-func drained(ctx context.Context, rdb *redis.Client, stream, group, mailURL, source string) (bool, error) {
+func drained(ctx context.Context, rdb *redis.Client, stream, group string, mail *harness.MailClient, source string) (bool, error) {
 	groups, err := rdb.XInfoGroups(ctx, stream).Result()
 	if err != nil {
 		return false, fmt.Errorf("inspect %s: %w", stream, err)
@@ -232,49 +230,18 @@ func drained(ctx context.Context, rdb *redis.Client, stream, group, mailURL, sou
 		return false, nil
 	}
 	for _, status := range []string{"queued", "sending", "retrying"} {
-		var page struct {
-			Items []json.RawMessage `json:"items"`
-		}
-		if err := getJSON(ctx, mailURL+"/api/v1/internal/deliveries?"+url.Values{"source": {source}, "status": {status}, "limit": {"1"}}.Encode(), &page); err != nil {
+		items, _, err := mail.Deliveries(ctx, harness.DeliveryQuery{Source: source, Status: status, Limit: 1})
+		if err != nil {
 			return false, err
 		}
-		if len(page.Items) > 0 {
+		if len(items) > 0 {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-type item struct {
-	Status        string `json:"status"`
-	RequestedAtMS int64  `json:"requested_at_ms"`
-	SentAtMS      *int64 `json:"sent_at_ms"`
-}
-
-func collect(ctx context.Context, mailURL, source string) ([]item, error) {
-	var all []item
-	cursor := ""
-	for {
-		q := url.Values{"source": {source}, "limit": {"500"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page struct {
-			Items      []item `json:"items"`
-			NextCursor string `json:"next_cursor"`
-		}
-		if err := getJSON(ctx, mailURL+"/api/v1/internal/deliveries?"+q.Encode(), &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Items...)
-		if page.NextCursor == "" {
-			return all, nil
-		}
-		cursor = page.NextCursor
-	}
-}
-
-func report(items []item, n int) error {
+func report(items []harness.Delivery, n int) error {
 	var lat []float64 // milliseconds
 	first, last := int64(0), int64(0)
 	failed := 0
@@ -307,29 +274,6 @@ func report(items []item, n int) error {
 	fmt.Printf("command→sent latency: p50 %.0fms, p99 %.0fms, max %.0fms\n", q.P50, q.P99, q.Max)
 	if failed > 0 {
 		return fmt.Errorf("%d deliveries not sent", failed)
-	}
-	return nil
-}
-
-func getJSON(ctx context.Context, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s %s", u, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	return nil
 }

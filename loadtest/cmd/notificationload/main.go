@@ -27,8 +27,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -453,47 +451,14 @@ func waitSent(ctx context.Context, o *options) error {
 	}
 }
 
-// delivery is what the tool reads of a Mail list item.
-type delivery struct {
-	IdempotencyKey string `json:"idempotency_key"`
-	SentAtMS       *int64 `json:"sent_at_ms"`
-}
-
 // sentDeliveries pages through Mail's sent deliveries of the load's type.
-func sentDeliveries(ctx context.Context, base string) ([]delivery, error) {
-	var out []delivery
-	cursor := ""
-	for {
-		q := "source=notification&template_id=" + notificationType + "&status=sent&limit=500"
-		if cursor != "" {
-			q += "&cursor=" + cursor
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/internal/deliveries?"+q, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("mail: %w", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("mail: list deliveries: %d %s", resp.StatusCode, body)
-		}
-		var page struct {
-			Items      []delivery `json:"items"`
-			NextCursor string     `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, fmt.Errorf("mail: decode deliveries: %w", err)
-		}
-		out = append(out, page.Items...)
-		if page.NextCursor == "" || len(page.Items) == 0 {
-			return out, nil
-		}
-		cursor = page.NextCursor
+func sentDeliveries(ctx context.Context, base string) ([]harness.Delivery, error) {
+	mail := &harness.MailClient{BaseURL: base}
+	ds, err := mail.AllDeliveries(ctx, harness.DeliveryQuery{Source: "notification", TemplateID: notificationType, Status: "sent"})
+	if err != nil {
+		return nil, fmt.Errorf("mail: %w", err)
 	}
+	return ds, nil
 }
 
 func splitID(id string) (ms, seq int64) {

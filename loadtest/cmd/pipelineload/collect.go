@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -74,37 +73,14 @@ func mailsDone(ctx context.Context, p *harness.Pipeline, want int) (bool, error)
 	return sent >= want, nil
 }
 
-// delivery is an item of Mail's delivery list, with the fields the join and
-// the latencies need (decoded leniently: the list may grow fields).
-type delivery struct {
-	DeliveryID     string `json:"delivery_id"`
-	Status         string `json:"status"`
-	IdempotencyKey string `json:"idempotency_key"`
-	SentAtMS       *int64 `json:"sent_at_ms"`
-}
-
 // listDeliveries pages through every delivery Notification caused.
-func listDeliveries(ctx context.Context, mailURL string) ([]delivery, error) {
-	var out []delivery
-	cursor := ""
-	for {
-		q := url.Values{"source": {"notification"}, "template_id": {notificationType}, "limit": {"500"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page struct {
-			Items      []delivery `json:"items"`
-			NextCursor string     `json:"next_cursor"`
-		}
-		if err := harness.GetJSON(ctx, mailURL+"/api/v1/internal/deliveries?"+q.Encode(), &page); err != nil {
-			return nil, fmt.Errorf("list deliveries: %w", err)
-		}
-		out = append(out, page.Items...)
-		if page.NextCursor == "" || len(page.Items) == 0 {
-			return out, nil
-		}
-		cursor = page.NextCursor
+func listDeliveries(ctx context.Context, mailURL string) ([]harness.Delivery, error) {
+	mail := &harness.MailClient{BaseURL: mailURL}
+	ds, err := mail.AllDeliveries(ctx, harness.DeliveryQuery{Source: "notification", TemplateID: notificationType})
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
+	return ds, nil
 }
 
 // entry is a stream entry reduced to what the join needs.
@@ -148,7 +124,7 @@ type outcome struct {
 	job
 	results    []entry // job results naming the game
 	intents    []entry // intents naming the game
-	deliveries []delivery
+	deliveries []harness.Delivery
 }
 
 // collected is the joined run.
@@ -185,7 +161,7 @@ func collect(ctx context.Context, p *harness.Pipeline, jobs []job, admin string)
 		game := payloadGameID(e.fields["payload_json"])
 		intentsByGame[game] = append(intentsByGame[game], e)
 	}
-	byKey := map[string][]delivery{}
+	byKey := map[string][]harness.Delivery{}
 	for _, d := range ds {
 		byKey[d.IdempotencyKey] = append(byKey[d.IdempotencyKey], d)
 	}

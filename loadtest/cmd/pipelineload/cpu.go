@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -161,16 +162,11 @@ func (m *cpuMeter) line(w io.Writer, name string, used time.Duration, jobs int) 
 // starts. With RTMANAGER_JOB_CONCURRENCY C and a mean of d seconds, its
 // workers can finish at most C/d jobs a second.
 func rtmJobDuration(ctx context.Context, baseURL string) (seconds float64, count int64) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
-	if err != nil {
+	resp, err := harness.Do(ctx, harness.Request{URL: baseURL + "/metrics"})
+	if err != nil || resp.Status != http.StatusOK {
 		return 0, 0
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(resp.Body))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

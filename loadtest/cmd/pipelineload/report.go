@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"galaxy/harness"
 	"galaxy/loadtest/procstat"
 	"galaxy/loadtest/quantile"
 	"galaxy/loadtest/svgplot"
@@ -67,7 +68,7 @@ func newReport(o options, res collected, pub *publisher, sampler *procstat.Sampl
 		if len(out.intents) != 1 {
 			r.intentsNotOne++
 		}
-		var sent *delivery
+		var sent *harness.Delivery
 		for k := range out.deliveries {
 			d := &out.deliveries[k]
 			if d.Status == "sent" && d.SentAtMS != nil && sent == nil {

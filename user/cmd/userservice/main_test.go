@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,21 +17,20 @@ func TestBinaryServesOverPostgres(t *testing.T) {
 	ctx := context.Background()
 	bin := harness.BuildBinary(t, "./user/cmd/userservice")
 	pg := harness.StartPostgres(ctx, t)
-	dsn, err := pg.CreateDatabase(ctx, "userservice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := harness.FreeTCPAddress(t)
-	p := harness.StartProcess(t, "userservice", bin, map[string]string{
-		"USERSERVICE_POSTGRES_DSN":       dsn,
-		"USERSERVICE_INTERNAL_HTTP_ADDR": addr,
-		"USERSERVICE_LOG_LEVEL":          "debug",
+	// StartService creates the database on pg and waits for /readyz.
+	svc := harness.StartService(ctx, t, harness.ServiceSpec{
+		Name:   "userservice",
+		Infra:  harness.Infra{PostgresAdminDSN: pg.AdminDSN},
+		Binary: bin,
+		Env:    map[string]string{"USERSERVICE_LOG_LEVEL": "debug"},
 	})
-	base := "http://" + addr
+	p := svc.Process
+	users := &harness.UserClient{BaseURL: svc.URL}
 
-	waitForStatus(t, p, base+"/readyz", http.StatusOK)
-	if status, body := get(base + "/api/v1/internal/users/user-readiness-probe/exists"); status != http.StatusOK || body != `{"exists":false}`+"\n" {
-		t.Fatalf("exists: %d %s", status, body)
+	// The answer as sent, to the byte.
+	if r, err := users.Do(ctx, http.MethodGet, "/api/v1/internal/users/user-readiness-probe/exists", nil); err != nil ||
+		r.Status != http.StatusOK || string(r.Body) != `{"exists":false}`+"\n" {
+		t.Fatalf("exists: %d %s %v", r.Status, r.Body, err)
 	}
 
 	// PostgreSQL going away makes the service unready and its answers 503;
@@ -41,17 +39,17 @@ func TestBinaryServesOverPostgres(t *testing.T) {
 	if err := pg.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitForStatus(t, p, base+"/readyz", http.StatusServiceUnavailable)
-	if status, body := get(base + "/api/v1/internal/users/someone"); status != http.StatusServiceUnavailable || !strings.Contains(body, `"unavailable"`) {
-		t.Fatalf("get while PostgreSQL is down: %d %s", status, body)
+	harness.WaitForHTTPStatus(t, p, svc.URL+"/readyz", http.StatusServiceUnavailable)
+	if _, err := users.Get(ctx, "someone"); harness.StatusOf(err) != http.StatusServiceUnavailable || harness.ErrorCodeOf(err) != "unavailable" {
+		t.Fatalf("get while PostgreSQL is down: %v", err)
 	}
 	if err := pg.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Pooled connections to the old server may fail once each before the
 	// pool replaces them, so the API may lag /readyz briefly.
-	waitForStatus(t, p, base+"/readyz", http.StatusOK)
-	waitForStatus(t, p, base+"/api/v1/internal/users/someone", http.StatusNotFound)
+	harness.WaitForHTTPStatus(t, p, svc.URL+"/readyz", http.StatusOK)
+	harness.WaitForHTTPStatus(t, p, svc.URL+"/api/v1/internal/users/someone", http.StatusNotFound)
 
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
@@ -71,10 +69,13 @@ func TestBinaryRefusesBadConfiguration(t *testing.T) {
 		{"log level", "USERSERVICE_LOG_LEVEL", "loud"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := harness.StartProcess(t, "userservice", bin, map[string]string{
-				"USERSERVICE_POSTGRES_DSN": "postgres://nobody@127.0.0.1:1/none",
-				tc.variable:                tc.value,
-			})
+			p := harness.StartService(t.Context(), t, harness.ServiceSpec{
+				Name:   "userservice",
+				Binary: bin,
+				DSN:    "postgres://nobody@127.0.0.1:1/none",
+				Env:    map[string]string{tc.variable: tc.value},
+				Wait:   harness.WaitNone,
+			}).Process
 			code, err := p.Wait(30 * time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -84,31 +85,4 @@ func TestBinaryRefusesBadConfiguration(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitForStatus polls url until it answers want, for up to 30s.
-func waitForStatus(t *testing.T, p *harness.Process, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		status, body := get(url)
-		if status == want {
-			return
-		}
-		if time.Now().After(deadline) || !p.Running() {
-			t.Fatalf("%s: want %d, last answer %d %s\n%s", url, want, status, body, p.LogTail(50))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func get(url string) (int, string) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
 }
