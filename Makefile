@@ -27,7 +27,7 @@ SOAK_RATE ?= 50
 # through the ginkgo CLI.
 GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance\(/\|$$\)')
 
-.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check unit fuzz acceptance repeat bench-acceptance load soak test clean
+.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold load soak test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -91,6 +91,9 @@ repeat: images ## `make acceptance` N times in a row (N=20, PROFILE, LABELS); st
 
 bench-acceptance: images ## time `make acceptance` (all, smoke, boundary) 3 times each; median and range into docs/performance.md
 	$(GO) run ./harness/cmd/benchacceptance -runs 3
+
+bench-acceptance-cold: ## time one `make acceptance` as on a new machine (removes the local images, fresh caches, a new clone)
+	$(GO) run ./harness/cmd/benchacceptance -cold
 
 load: images ## the whole pipeline at RATE start jobs/s for DURATION (80, 60s); figures, CSV and plots in reports/
 	$(GO) run ./loadtest/cmd/pipelineload -rate $(RATE) -duration $(DURATION) -out $(REPORTS)
