@@ -72,6 +72,16 @@ var _ = describe("start_config_invalid", Label(speclabel.StartConfigInvalid), fu
 			spoil: func(j map[string]string) { j["config_json"] = `{"a\u0000b":1}` },
 			field: `config_json.a\x00b`,
 		}),
+		// The text \u0000 — a backslash, then u0000 — is no NUL: its
+		// intent must not be rejected as holding one, wherever it stands.
+		Entry("a config key spelling \\u0000 with a backslash", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["config_json"] = `{"a\\u0000b":1}` },
+			field: `u0000b`,
+		}),
+		Entry("an image reference spelling \\u0000 with a backslash", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["image_ref"] = `galaxy/a\u0000b:1` },
+			field: "image_ref",
+		}),
 		Entry("invalid UTF-8 in the image reference", Label(speclabel.HostileInput), invalidJob{
 			spoil: func(j map[string]string) { j["image_ref"] = "galaxy/g\xffame:1" },
 			field: "image_ref",

@@ -286,12 +286,31 @@ func checkObject(raw string) string {
 	if !json.Valid([]byte(raw)) {
 		return "malformed JSON"
 	}
-	// PostgreSQL text and jsonb cannot hold NUL; an escaped \u0000 would
-	// make the stored payload unreadable as jsonb by anyone downstream.
-	if strings.Contains(raw, `\u0000`) {
-		return `contains \u0000`
+	// PostgreSQL jsonb cannot hold a NUL in a string, so a payload with one
+	// could not be stored. What counts is the decoded value: the text
+	// \u0000 with its backslash escaped ("\\u0000") is no NUL, and a
+	// payload quoting it (an operator's error message about such a config
+	// key) is valid.
+	if hasNULString(raw) {
+		return "holds a NUL character (\\u0000) in a key or string"
 	}
 	return ""
+}
+
+// hasNULString reports whether any key or string of the valid JSON raw
+// decodes to text holding NUL.
+func hasNULString(raw string) bool {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false // the end: raw was checked to be valid JSON
+		}
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, 0) {
+			return true
+		}
+	}
 }
 
 func decodeOccurredAt(values map[string]string) (int64, *Error) {

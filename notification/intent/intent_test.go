@@ -89,6 +89,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"payload trailing", with(intent.FieldPayloadJSON, `{"a":1} {}`), intent.FieldPayloadJSON},
 		{"payload invalid utf8", with(intent.FieldPayloadJSON, "{\"a\":\"\xff\"}"), intent.FieldPayloadJSON},
 		{"payload NUL escape", with(intent.FieldPayloadJSON, `{"a":"\u0000"}`), intent.FieldPayloadJSON},
+		{"payload NUL escape in a key", with(intent.FieldPayloadJSON, `{"b":{"x\u0000":1}}`), intent.FieldPayloadJSON},
 		{"payload too large", with(intent.FieldPayloadJSON, `{"a":"`+strings.Repeat("x", intent.MaxPayloadBytes)+`"}`), intent.FieldPayloadJSON},
 		{"occurred missing", with(intent.FieldOccurredAtMS, "<absent>"), intent.FieldOccurredAtMS},
 		{"occurred float", with(intent.FieldOccurredAtMS, "1.5"), intent.FieldOccurredAtMS},
@@ -112,6 +113,21 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("reason too long to record: %d bytes", len(err.Error()))
 			}
 		})
+	}
+}
+
+// The text \u0000 with its backslash escaped decodes to a backslash and
+// "u0000", not to NUL: a payload quoting it (an error message about such a
+// config key or image reference) is valid.
+func TestDecodeAcceptsAnEscapedBackslashBeforeU0000(t *testing.T) {
+	for _, payload := range []string{
+		`{"error_message":"config_json.a\\u0000b: unknown key"}`,
+		`{"a\\u0000b":1}`,
+		`{"list":["x","\\\\u0000"]}`,
+	} {
+		if _, err := intent.Decode(with(intent.FieldPayloadJSON, payload)); err != nil {
+			t.Errorf("payload %s: %v", payload, err)
+		}
 	}
 }
 
