@@ -15,6 +15,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -267,10 +268,15 @@ func (s *Sender) attempt(ctx context.Context, c store.Claimed) store.Outcome {
 		StartedAtMS:  started.UnixMilli(),
 		FinishedAtMS: finished.UnixMilli(),
 	}
-	if err == nil {
+	var after *smtpsend.AfterAcceptance
+	if err == nil || errors.As(err, &after) {
 		a.Outcome = store.OutcomeSent
 		o.Status = store.StatusSent
 		o.SentAt = finished
+		if after != nil {
+			a.Error = after.Detail
+			s.Logger.Warn("message accepted, then the connection failed; recorded as sent", "delivery_id", c.ID, "attempt", a.Attempt, "err", after.Detail)
+		}
 		o.Attempts = append(o.Attempts, a)
 		s.Metrics.observe(a.Outcome, finished.Sub(started))
 		return o

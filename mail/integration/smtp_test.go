@@ -278,3 +278,29 @@ func TestReplicasShareTheQueue(t *testing.T) {
 		t.Fatalf("mailpit received %d messages, want %d", total, n)
 	}
 }
+
+// TestAcceptedMessageIsSentOnce: a server that answers 250 to a message and
+// then fails — drops the connection at the RSET or the QUIT that follow —
+// has the message. The delivery is sent after one attempt, which records
+// what failed after the acceptance, and the message is not sent again.
+func TestAcceptedMessageIsSentOnce(t *testing.T) {
+	for _, dropAt := range []string{"RSET", "QUIT"} {
+		t.Run("drop at "+dropAt, func(t *testing.T) {
+			server := harness.StartScriptedSMTP(t, dropAt)
+			s := startMail(t, smtpEnv(server.Addr, map[string]string{"MAIL_MAX_ATTEMPTS": "3"}))
+			key := harness.UniqueName("accepted")
+			s.pushCommand(templateCommand(key, "ops@example.com", "en", nil))
+
+			d := s.byKey(key, 20*time.Second, "sent", "failed")
+			if d.Status != "sent" || len(d.Attempts) != 1 {
+				t.Fatalf("status %q, %d attempts (%+v): want sent after one attempt", d.Status, len(d.Attempts), d.Attempts)
+			}
+			if a := d.Attempts[0]; a.Outcome != "sent" || !strings.Contains(a.Error, "accepted") {
+				t.Fatalf("attempt %+v: want outcome sent, recording what failed after the acceptance", a)
+			}
+			if n := server.Accepted(); n != 1 {
+				t.Fatalf("the server accepted the message %d times, want once", n)
+			}
+		})
+	}
+}

@@ -53,6 +53,15 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Detail }
 
+// AfterAcceptance is what Send returns when the server accepted the message
+// and something failed afterwards: the message is sent, and Detail is for
+// the record of the attempt, not a reason to send again.
+type AfterAcceptance struct {
+	Detail string
+}
+
+func (e *AfterAcceptance) Error() string { return e.Detail }
+
 // Classify turns any error from a send into an *Error.
 func Classify(err error) *Error {
 	if err == nil {
@@ -174,6 +183,13 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 		return err
 	}
 	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The server answered 250 to the data: it has the message.
+			// What failed after that (the RSET or QUIT that follow, the
+			// connection) cannot unsend it, and sending again would give
+			// the recipient a second copy.
+			return &AfterAcceptance{Detail: fmt.Sprintf("send %s: accepted by the server; afterwards: %v", m.MessageID, err)}
+		}
 		return Classify(fmt.Errorf("send %s: %w", m.MessageID, err))
 	}
 	return nil
