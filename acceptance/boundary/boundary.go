@@ -3,9 +3,12 @@ package boundary
 import (
 	"context"
 	"net/url"
+	"strconv"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
 
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
@@ -86,3 +89,38 @@ func stopGame(ctx context.Context, gameID string) {
 		return harness.ContainersForGame(ctx, gameID)
 	}).Should(BeEmpty())
 }
+
+var _ = describe("two Runtime Managers publishing to one Notification", func() {
+	// Job IDs are the producer's, or default to entry IDs, which two start
+	// streams can share: the same job ID at two deployments names two jobs,
+	// and each failure must reach the admins.
+	It("reports a failure of each, when their job IDs coincide", func(ctx SpecContext) {
+		other := harness.StartService(ctx, GinkgoT(), harness.ServiceSpec{
+			Name:  "rtmanager",
+			Infra: infra,
+			Streams: harness.PipelineStreams{
+				StartJobs:    harness.UniqueName("runtime:start_jobs"),
+				StopJobs:     harness.UniqueName("runtime:stop_jobs"),
+				JobResults:   pipeline.Streams.JobResults,
+				HealthEvents: pipeline.Streams.HealthEvents,
+				Intents:      pipeline.Streams.Intents,
+			},
+			DockerNetwork: pipeline.DockerNetwork,
+			Env:           map[string]string{"RTMANAGER_INSTANCE_ID": harness.UniqueName("rtm-other")},
+		})
+		framework.ReportOnFailure(framework.SpecPipeline("second runtime manager", pipeline, other.Process))
+
+		jobID := harness.UniqueName("job")
+		here, there := uniqueGameID(), uniqueGameID()
+		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": here, "image_ref": missingImageRef, "job_id": jobID})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = pipeline.Redis.XAdd(ctx, &redis.XAddArgs{Stream: other.Streams.StartJobs, Values: map[string]any{
+			"game_id": there, "image_ref": missingImageRef, "job_id": jobID,
+			"requested_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
+		}}).Result()
+		Expect(err).NotTo(HaveOccurred())
+
+		expectStartFailureReported(ctx, "runtime.image_pull_failed", here, missingImageRef)
+		expectStartFailureReported(ctx, "runtime.image_pull_failed", there, missingImageRef)
+	})
+})

@@ -141,7 +141,7 @@ func newEnv(t *testing.T, opts options) *env {
 		Cfg: runner.Config{
 			StateRoot: e.root, PullPolicy: policy, PullTimeout: 20 * time.Second, StopTimeout: 2 * time.Second,
 			LeaseWait: 30 * time.Second, JobResultsStream: e.resultsStream, IntentsStream: e.intentsStream,
-			MaxDeliveries: 5,
+			Instance: e.instance, MaxDeliveries: 5,
 		},
 	}
 	mc := opts.probe

@@ -46,7 +46,7 @@ func (e *env) failedStart(gameID, imageRef, code string) string {
 	in := intents[0]
 	for k, want := range map[string]string{
 		"notification_type": "runtime." + code, "producer": "runtime_manager", "audience_kind": "admin_email",
-		"idempotency_key": "runtime:" + field(r, "job_id"),
+		"idempotency_key": "runtime:" + e.instance + "/" + field(r, "job_id"),
 	} {
 		if got := field(in.entry, k); got != want {
 			e.t.Errorf("intent %s = %q, want %q", k, got, want)

@@ -69,6 +69,9 @@ type Config struct {
 	LeaseWait        time.Duration
 	JobResultsStream string
 	IntentsStream    string
+	// Instance is RTMANAGER_INSTANCE_ID: it names this deployment in the
+	// outbox's dedup keys and the intents' idempotency keys.
+	Instance string
 	// MaxDeliveries is the stream's delivery budget: an infrastructure
 	// failure (Docker unreachable) is retried until the last delivery, which
 	// records the failure instead, so every job still gets one result.
@@ -161,8 +164,18 @@ type outcome struct {
 }
 
 // resultKey and intentKey are the outbox dedup keys of a job's entries.
-func resultKey(kind, jobID string) string { return kind + ":" + jobID + ":result" }
-func intentKey(kind, jobID string) string { return kind + ":" + jobID + ":intent" }
+// The outbox's dedup keys of a job's result and intent. Job IDs are unique
+// only within one deployment's start and stop streams (they default to entry
+// IDs, which another stream may repeat), while the result and intent streams
+// — and the outbox markers in Redis — may be shared by several deployments:
+// the instance ID makes the keys one deployment's.
+func (r *Runner) resultKey(kind, jobID string) string {
+	return r.Cfg.Instance + "/" + kind + ":" + jobID + ":result"
+}
+
+func (r *Runner) intentKey(kind, jobID string) string {
+	return r.Cfg.Instance + "/" + kind + ":" + jobID + ":intent"
+}
 
 // replay handles a job whose outcome is already recorded: it publishes what
 // the outbox still holds unpublished and reports true. It reports false for
@@ -176,7 +189,7 @@ func (r *Runner) replay(ctx context.Context, kind, jobID string) (bool, error) {
 		return false, err
 	}
 	r.Logger.Info("job already finished; publishing only what is unpublished", "kind", kind, "job_id", jobID)
-	if err := r.Outbox.PublishKeys(ctx, resultKey(kind, jobID), intentKey(kind, jobID)); err != nil {
+	if err := r.Outbox.PublishKeys(ctx, r.resultKey(kind, jobID), r.intentKey(kind, jobID)); err != nil {
 		return true, fmt.Errorf("republish %s job %s: %w", kind, jobID, err)
 	}
 	return true, nil
@@ -208,12 +221,12 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 		result["error_message"] = o.message
 	}
 	addTrace(result, trace)
-	entries := []store.OutboxEntry{{DedupKey: resultKey(o.kind, o.jobID), Stream: r.Cfg.JobResultsStream, Fields: result}}
+	entries := []store.OutboxEntry{{DedupKey: r.resultKey(o.kind, o.jobID), Stream: r.Cfg.JobResultsStream, Fields: result}}
 	if o.kind == KindStart && o.result == Failed {
 		entries = append(entries, store.OutboxEntry{
-			DedupKey: intentKey(o.kind, o.jobID),
+			DedupKey: r.intentKey(o.kind, o.jobID),
 			Stream:   r.Cfg.IntentsStream,
-			Fields:   intentFields(o, now, trace),
+			Fields:   intentFields(r.Cfg.Instance, o, now, trace),
 		})
 	}
 	recorded, err := r.Store.FinishJob(ctx, j, o.runtime, entries)
@@ -230,7 +243,7 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 			log.Info("job succeeded", "container_id", o.containerID)
 		}
 	}
-	if err := r.Outbox.PublishKeys(ctx, resultKey(o.kind, o.jobID), intentKey(o.kind, o.jobID)); err != nil {
+	if err := r.Outbox.PublishKeys(ctx, r.resultKey(o.kind, o.jobID), r.intentKey(o.kind, o.jobID)); err != nil {
 		// The outcome is durable; the outbox sweeper publishes it shortly.
 		r.Logger.Warn("publish job outcome; left to the outbox sweeper", "job_id", o.jobID, "err", err)
 	}
@@ -247,7 +260,7 @@ type IntentPayload struct {
 }
 
 // intentFields builds the runtime.<code> admin intent (CONTRACTS §3).
-func intentFields(o outcome, now time.Time, trace propagation.MapCarrier) map[string]string {
+func intentFields(instance string, o outcome, now time.Time, trace propagation.MapCarrier) map[string]string {
 	payload, _ := json.Marshal(IntentPayload{
 		GameID: o.gameID, ImageRef: o.imageRef, ErrorCode: o.code, ErrorMessage: o.message,
 		AttemptedAtMS: o.attemptedAt.UnixMilli(),
@@ -259,8 +272,9 @@ func intentFields(o outcome, now time.Time, trace propagation.MapCarrier) map[st
 		"payload_json":      string(payload),
 		"occurred_at_ms":    strconv.FormatInt(now.UnixMilli(), 10),
 		// Notification routes one producer+key once, so even an intent
-		// published twice by accident would mail the operators once.
-		"idempotency_key": "runtime:" + o.jobID,
+		// published twice by accident would mail the operators once; the
+		// instance keeps two deployments' equal job IDs apart.
+		"idempotency_key": "runtime:" + instance + "/" + o.jobID,
 	}
 	addTrace(f, trace)
 	return f

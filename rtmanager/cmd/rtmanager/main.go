@@ -84,6 +84,7 @@ func main() {
 			LeaseWait:        leaseTTL,
 			JobResultsStream: cfg.JobResultsStream,
 			IntentsStream:    cfg.IntentsStream,
+			Instance:         cfg.InstanceID,
 			MaxDeliveries:    int64(cfg.StreamMaxDeliveries),
 		},
 	}
