@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -112,21 +111,19 @@ func (c *Config) Validate(prefix string) error {
 	return nil
 }
 
-// instanceID derives the ownership identity from the host name and the
-// database the records live in: replicas sharing a database share the
-// records and therefore the containers, while two managers with different
-// databases on one daemon (two test runs, two environments) never take each
-// other's containers for orphans. Only the database's location goes into
-// the hash, never a password.
+// instanceID derives the ownership identity from the database the records
+// live in, and from nothing of the machine: a manager whose container is
+// re-created (a new host name) still owns the containers it started.
+// Replicas sharing a database share the records and therefore the
+// containers, while two managers with different databases on one daemon
+// (two test runs, two environments) never take each other's containers for
+// orphans. Only the database's location goes into the hash, never a
+// password.
 func instanceID(dsn string) string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "rtmanager"
-	}
 	where := dsn
 	if cfg, err := pgx.ParseConfig(dsn); err == nil {
 		where = fmt.Sprintf("%s:%d/%s@%s", cfg.Host, cfg.Port, cfg.Database, cfg.User)
 	}
 	sum := sha256.Sum256([]byte(where))
-	return host + "-" + hex.EncodeToString(sum[:4])
+	return "rtmanager-" + hex.EncodeToString(sum[:4])
 }

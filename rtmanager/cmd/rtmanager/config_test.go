@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -16,6 +17,23 @@ func TestInstanceIDFollowsTheDatabaseNotThePassword(t *testing.T) {
 	}
 	if a == c {
 		t.Errorf("two databases share the identity %s", a)
+	}
+}
+
+// The default identity is the deployment's, not the machine's: a manager
+// whose container is re-created (a new host name) must still own the game
+// containers it started, or they drop out of management for good.
+func TestInstanceIDDoesNotNameTheHost(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Fatalf("host name: %q, %v", host, err)
+	}
+	id := instanceID("postgres://rtm:one@db:5432/games?sslmode=disable")
+	if strings.Contains(id, host) {
+		t.Fatalf("identity %q names the host %q", id, host)
+	}
+	if !strings.HasPrefix(id, "rtmanager-") {
+		t.Fatalf("identity %q: want rtmanager-<hash of the database>", id)
 	}
 }
 
