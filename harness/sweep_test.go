@@ -83,8 +83,15 @@ func TestSweepLeftovers(t *testing.T) {
 	}
 
 	removed, err := SweepLeftovers(ctx)
+	// Other leftovers on a shared daemon are not this test's: one the
+	// daemon will not remove (a network it still counts an endpoint of
+	// after a killed run, say) is reported, but only a failure to remove
+	// what this test left fails it.
 	if err != nil {
-		t.Fatal(err)
+		if strings.Contains(err.Error(), leftName) || strings.Contains(err.Error(), ctr.ID[:12]) {
+			t.Fatal(err)
+		}
+		t.Logf("sweep of other leftovers: %v", err)
 	}
 	if !slices.Contains(removed, "network "+leftName) || !slices.ContainsFunc(removed, func(r string) bool { return strings.HasPrefix(r, "container "+ctr.ID[:12]) }) {
 		t.Fatalf("removed %q, want network %s and container %.12s", removed, leftName, ctr.ID)
