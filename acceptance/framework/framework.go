@@ -2,8 +2,9 @@
 // world process 1 starts once per run (Redis, PostgreSQL, the registry with
 // the game images, the service binaries), the per-process resources started
 // lazily and shared by the specs that use the same configuration (a
-// pipeline, a Runtime Manager, a Mail with its Mailpit), the Describe wrapper
-// that puts a spec in its area, and the one failure reporter.
+// pipeline of some or all of the services, Mail with its Mailpit), the
+// Describe wrapper that puts a spec in its area, and the one failure
+// reporter.
 //
 // The suite's entry point (acceptance/acceptance_test.go) wires it:
 //
@@ -55,8 +56,8 @@ type Area struct {
 // Describe registers a top-level container of the area's specs: its text is
 // prefixed with "[label]" and it carries the area's label, so every test case
 // in the JUnit and JSON reports names its area and a label filter selects it;
-// Setup runs before each of its specs. Each area package wraps it as its own
-// Describe (Kubernetes' SIGDescribe).
+// Setup runs before each of its specs. Each area package wraps it as its
+// own describe (Kubernetes' SIGDescribe).
 func (a Area) Describe(text string, args ...any) bool {
 	args = slices.Clone(args)
 	if a.Setup != nil {
