@@ -11,7 +11,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stream_entries_total",
-		Help: "Stream entry deliveries by outcome: handled, retried, dead_lettered, and unavailable (one per in-place retry while a dependency is down).",
+		Help: "Stream entry deliveries by outcome: handled, retried, dead_lettered, unavailable (one per in-place retry while a dependency is down), and taken_over (an entry of a batch another consumer claimed before this one reached it; skipped here).",
 	}, []string{"stream", "outcome"})}
 	reg.MustRegister(m.entries)
 	return m

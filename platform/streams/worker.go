@@ -5,6 +5,20 @@
 //
 // Handlers must be idempotent: an entry whose handler succeeded but whose
 // XACK was lost is delivered again.
+//
+// Claims. A worker reads a batch (XREADGROUP, or XAUTOCLAIM of entries idle
+// longer than ClaimIdle) and handles its entries one at a time. While it
+// works through the batch it keeps the claim of every entry it has not
+// finished fresh (XCLAIM JUSTID, which counts no delivery, every ClaimIdle/3),
+// so an entry waiting behind a slow handler, or behind one retrying in place
+// while a dependency is down, never looks abandoned: no other consumer takes
+// it, no delivery is counted, and it is handled once, by this worker. The
+// refresh touches only entries this consumer still owns (checked and
+// claimed in one script): an entry another consumer took — because this one
+// could not refresh it in time, with Redis unreachable — is never taken back,
+// and this worker skips it (outcome taken_over). Only an entry left idle
+// past ClaimIdle — its consumer died, or its handler failed — is claimed by
+// another consumer, and only such claims count towards MaxDeliveries.
 package streams
 
 import (
@@ -16,6 +30,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -91,7 +106,9 @@ type Worker struct {
 	// Block is how long one XREADGROUP waits for new entries.
 	Block time.Duration
 	// ClaimIdle is the idle time after which a pending entry is reclaimed,
-	// whether its consumer died or its handler failed.
+	// whether its consumer died or its handler failed. Entries a live
+	// worker holds in its batch never reach it (see Claims in the package
+	// documentation).
 	ClaimIdle time.Duration
 	// MaxDeliveries is how many failed deliveries dead-letter an entry.
 	MaxDeliveries int64
@@ -192,6 +209,8 @@ func (w *Worker) claimEvery() time.Duration {
 }
 
 func (w *Worker) readNew(ctx context.Context) error {
+	// The entries' idle time starts no earlier than this.
+	readAt := time.Now()
 	res, err := w.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group:    w.Group,
 		Consumer: w.Consumer,
@@ -206,9 +225,11 @@ func (w *Worker) readNew(ctx context.Context) error {
 		return err
 	}
 	for _, s := range res {
+		first := make(map[string]int64, len(s.Messages))
 		for _, m := range s.Messages {
-			w.process(ctx, m, 1)
+			first[m.ID] = 1
 		}
+		w.processBatch(ctx, s.Messages, first, readAt)
 	}
 	return nil
 }
@@ -218,6 +239,7 @@ func (w *Worker) readNew(ctx context.Context) error {
 func (w *Worker) reclaim(ctx context.Context) error {
 	start := "0-0"
 	for ctx.Err() == nil {
+		readAt := time.Now()
 		msgs, next, err := w.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream:   w.Stream,
 			Group:    w.Group,
@@ -234,9 +256,7 @@ func (w *Worker) reclaim(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, m := range msgs {
-				w.process(ctx, m, counts[m.ID])
-			}
+			w.processBatch(ctx, msgs, counts, readAt)
 		}
 		if next == "0-0" || next == "" {
 			return nil
@@ -272,9 +292,7 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 		return
 	}
 	hctx, span := startSpan(ctx, msg)
-	stopRefresh := w.holdClaim(ctx, m.ID)
 	err := w.handleWhileUnavailable(hctx, msg)
-	stopRefresh()
 	span.End()
 	switch {
 	case err == nil:
@@ -290,35 +308,211 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 	}
 }
 
-// holdClaim keeps an entry's idle time low while its handler runs, so that
-// a handler slower than ClaimIdle is not taken over by another consumer
-// (which would count a delivery and could dead-letter an entry still being
-// handled). XCLAIM with JUSTID resets the idle time without counting a
-// delivery. The returned function stops the refreshing.
-func (w *Worker) holdClaim(ctx context.Context, id string) func() {
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(w.ClaimIdle / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				err := w.Client.XClaimJustID(ctx, &redis.XClaimArgs{
-					Stream: w.Stream, Group: w.Group, Consumer: w.Consumer, MinIdle: 0, Messages: []string{id},
-				}).Err()
-				if err != nil && ctx.Err() == nil {
-					w.Logger.Warn("refresh claim", "stream", w.Stream, "id", id, "err", err)
-				}
-			}
+// processBatch handles the entries of one read in order while heldBatch
+// keeps the claims of those not yet finished fresh; deliveries are their
+// delivery counts as read. Before each entry it makes sure the entry is
+// still this consumer's, and skips one another consumer took.
+func (w *Worker) processBatch(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64, readAt time.Time) {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	b := w.holdBatch(ctx, ids, readAt)
+	defer b.stop()
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			// What is left stays pending under this consumer's name and
+			// is reclaimed after ClaimIdle.
+			return
 		}
-	}()
-	return func() { close(done); <-stopped }
+		n, ours := b.ours(ctx, m.ID, deliveries[m.ID])
+		if !ours {
+			w.Metrics.observe(w.Stream, "taken_over")
+			w.Logger.Warn("entry taken over by another consumer before it was handled; leaving it to that one",
+				"stream", w.Stream, "id", m.ID, "consumer", w.Consumer)
+			continue
+		}
+		w.process(ctx, m, n)
+		if b.finish(m.ID) {
+			w.Logger.Warn("entry taken over by another consumer while it was being handled; it may be handled twice",
+				"stream", w.Stream, "id", m.ID, "consumer", w.Consumer)
+		}
+	}
+}
+
+// ownedScript refreshes the claim of each entry in ARGV[3:] that consumer
+// ARGV[2] of group ARGV[1] on stream KEYS[1] still owns. It returns pairs
+// (id, delivery count) for those, and (id, -1) for each entry another
+// consumer owns; an entry no longer pending (acknowledged) is left out.
+// XPENDING names the owner; XCLAIM with min-idle 0 and JUSTID resets the idle
+// time without counting a delivery. The check and the claim are one atomic
+// step, so a refresh never takes an entry away from another consumer.
+var ownedScript = redis.NewScript(`
+local out = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 then
+    out[#out + 1] = ARGV[i]
+    if p[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+      out[#out + 1] = p[1][4]
+    else
+      out[#out + 1] = -1
+    end
+  end
+end
+return out
+`)
+
+// takenCount marks, in claimOwned's answer, an entry another consumer owns.
+const takenCount = -1
+
+// claimOwned runs ownedScript for ids: the delivery count of each one still
+// this consumer's (its claim now refreshed), takenCount for each one another
+// consumer owns; entries no longer pending are absent.
+func (w *Worker) claimOwned(ctx context.Context, ids []string) (map[string]int64, error) {
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, w.Group, w.Consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := ownedScript.Run(ctx, w.Client, []string{w.Stream}, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("refresh claims: %w", err)
+	}
+	out := make(map[string]int64, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		id, _ := res[i].(string)
+		n, _ := res[i+1].(int64)
+		out[id] = n
+	}
+	return out, nil
+}
+
+// heldBatch is the unfinished entries of one read, whose claims a goroutine
+// refreshes every ClaimIdle/3 until stop.
+type heldBatch struct {
+	w  *Worker
+	mu sync.Mutex
+	// confirmed holds, for each unfinished entry still ours as far as is
+	// known, when the last read or refresh that found it ours was sent:
+	// its idle time in Redis is at most the time since then.
+	confirmed map[string]time.Time
+	// lost are the entries a refresh found owned by another consumer.
+	lost          map[string]bool
+	done, stopped chan struct{}
+}
+
+func (w *Worker) holdBatch(ctx context.Context, ids []string, readAt time.Time) *heldBatch {
+	b := &heldBatch{
+		w:         w,
+		confirmed: make(map[string]time.Time, len(ids)),
+		lost:      map[string]bool{},
+		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	for _, id := range ids {
+		b.confirmed[id] = readAt
+	}
+	go b.keep(ctx)
+	return b
+}
+
+func (b *heldBatch) keep(ctx context.Context) {
+	defer close(b.stopped)
+	t := time.NewTicker(b.w.ClaimIdle / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		ids := make([]string, 0, len(b.confirmed))
+		for id := range b.confirmed {
+			ids = append(ids, id)
+		}
+		b.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		sent := time.Now()
+		owned, err := b.w.claimOwned(ctx, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.w.Logger.Warn("refresh claims of a batch", "stream", b.w.Stream, "entries", len(ids), "err", err)
+			}
+			continue
+		}
+		b.mark(ids, owned, sent)
+	}
+}
+
+// mark records the answer of a refresh of ids sent at sent.
+func (b *heldBatch) mark(ids []string, counts map[string]int64, sent time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		if _, open := b.confirmed[id]; !open {
+			continue // finished or lost meanwhile
+		}
+		n, pending := counts[id]
+		switch {
+		case !pending:
+			// Acknowledged: this worker just finished it, or another
+			// consumer took it and finished it. Nothing is left to do.
+			delete(b.confirmed, id)
+		case n == takenCount:
+			delete(b.confirmed, id)
+			b.lost[id] = true
+		default:
+			b.confirmed[id] = sent
+		}
+	}
+}
+
+// ours reports whether the entry is still this consumer's, and its delivery
+// count. An entry found ours less than ClaimIdle/2 ago cannot have been
+// claimed since — no consumer claims an entry idle for less than ClaimIdle —
+// so only an older confirmation (a long wait behind earlier entries, or
+// refreshes failing) costs a round trip. When Redis cannot tell, the entry
+// is taken as ours: it was when last seen, and handlers are idempotent.
+func (b *heldBatch) ours(ctx context.Context, id string, deliveries int64) (int64, bool) {
+	b.mu.Lock()
+	confirmed, open := b.confirmed[id]
+	b.mu.Unlock()
+	if !open {
+		return 0, false
+	}
+	if time.Since(confirmed) < b.w.ClaimIdle/2 {
+		return deliveries, true
+	}
+	sent := time.Now()
+	owned, err := b.w.claimOwned(ctx, []string{id})
+	if err != nil {
+		b.w.Logger.Warn("check claim before handling; handling the entry", "stream", b.w.Stream, "id", id, "err", err)
+		return deliveries, true
+	}
+	b.mark([]string{id}, owned, sent)
+	n, ok := owned[id]
+	return n, ok && n != takenCount
+}
+
+// finish stops refreshing the entry and reports whether a refresh found it
+// taken by another consumer while it was being handled.
+func (b *heldBatch) finish(id string) (lost bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.confirmed, id)
+	return b.lost[id]
+}
+
+func (b *heldBatch) stop() {
+	close(b.done)
+	<-b.stopped
 }
 
 // handleWhileUnavailable runs the handler, and again after a pause for as

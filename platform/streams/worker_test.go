@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"galaxy/harness"
@@ -371,5 +373,218 @@ func TestUnavailableRetriesAreBounded(t *testing.T) {
 	}
 	if got := dead[0].Values["dead_error"]; got != "always down" {
 		t.Fatalf("dead_error = %v", got)
+	}
+}
+
+// TestBatchBehindABlockedHandlerStaysWithItsConsumer: a worker reads a batch
+// of four and its handler is blocked for several ClaimIdle (a dependency
+// down) on the first; two other workers of the group are free the whole
+// time. The three waiting entries must stay with their consumer — not go
+// idle, be claimed by the free workers (each claim a delivery) and be
+// dead-lettered once MaxDeliveries claims are spent — and each entry must be
+// handled once, in its first delivery.
+func TestBatchBehindABlockedHandlerStaysWithItsConsumer(t *testing.T) {
+	const (
+		claimIdle     = 200 * time.Millisecond
+		maxDeliveries = 2
+		batch         = 4
+		// Long enough for an idle entry to change hands MaxDeliveries
+		// times and then some (a worker polls every ClaimIdle/4).
+		blocked = 3 * (maxDeliveries + 1) * claimIdle
+	)
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	if err := streams.EnsureGroup(ctx, c, stream, "g"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []string // consumer/entry/delivery, in order
+	var downUntil time.Time
+	handler := func(consumer string) streams.Handler {
+		return func(ctx context.Context, m streams.Message) error {
+			mu.Lock()
+			calls = append(calls, fmt.Sprintf("%s/%s/%d", consumer, m.Values["n"], m.Deliveries))
+			until := downUntil
+			mu.Unlock()
+			// The dependency is down: every handler waits for it.
+			sleepUntil(ctx, until)
+			return nil
+		}
+	}
+	worker := func(name string) *streams.Worker {
+		return &streams.Worker{
+			Client: c, Stream: stream, Group: "g", Consumer: name, Block: 50 * time.Millisecond,
+			ClaimIdle: claimIdle, MaxDeliveries: maxDeliveries, Batch: batch,
+			Logger: slog.New(slog.DiscardHandler), Handler: handler(name),
+		}
+	}
+	mu.Lock()
+	downUntil = time.Now().Add(blocked)
+	mu.Unlock()
+	runWorker(t, worker("holder"))
+	// One transaction, so the holder reads all four in one batch.
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range batch {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"n": strconv.Itoa(i)}})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the holder to read the batch", func() bool {
+		p, err := c.XPending(ctx, stream, "g").Result()
+		return err == nil && p.Consumers["holder"] == batch
+	})
+	runWorker(t, worker("free-1"))
+	runWorker(t, worker("free-2"))
+
+	eventually(t, "every entry acknowledged", func() bool {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		return n >= batch && pendingCount(t, c, stream, "g") == 0
+	})
+	// A second round of reclaims must find nothing either.
+	time.Sleep(2 * claimIdle)
+	dead, err := c.XRange(ctx, stream+streams.DeadLetterSuffix, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var problems []string
+	for _, d := range dead {
+		problems = append(problems, fmt.Sprintf("entry %v dead-lettered: %v", d.Values["n"], d.Values["dead_error"]))
+	}
+	want := []string{"holder/0/1", "holder/1/1", "holder/2/1", "holder/3/1"}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		problems = append(problems, fmt.Sprintf("handler calls (consumer/entry/delivery) %v, want %v", calls, want))
+	}
+	if len(problems) > 0 {
+		t.Fatal(strings.Join(problems, "\n"))
+	}
+}
+
+// TestEntryTakenByAnotherConsumerIsLeftToIt: while a worker's handler is
+// busy with the first entry of its batch, another live consumer claims the
+// second (as XCLAIM lets any consumer do). The worker must not take it
+// back, nor handle it: the other consumer has it.
+func TestEntryTakenByAnotherConsumerIsLeftToIt(t *testing.T) {
+	const claimIdle = 200 * time.Millisecond
+	c := redisClient(t)
+	ctx := context.Background()
+	stream := uniqueStream(t)
+	if err := streams.EnsureGroup(ctx, c, stream, "g"); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var handled []string
+	reg := prometheus.NewRegistry()
+	runWorker(t, &streams.Worker{
+		Client: c, Stream: stream, Group: "g", Consumer: "worker", Block: 50 * time.Millisecond,
+		ClaimIdle: claimIdle, MaxDeliveries: 3, Batch: 2, Logger: slog.New(slog.DiscardHandler),
+		Metrics: streams.NewMetrics(reg),
+		Handler: func(ctx context.Context, m streams.Message) error {
+			mu.Lock()
+			handled = append(handled, m.Values["n"])
+			mu.Unlock()
+			if m.Values["n"] == "0" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		},
+	})
+	var second string
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"n": "0"}})
+		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"n": "1"}})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker to hold both entries, handling the first", func() bool {
+		p, err := c.XPending(ctx, stream, "g").Result()
+		mu.Lock()
+		n := len(handled)
+		mu.Unlock()
+		return err == nil && p.Consumers["worker"] == 2 && n == 1
+	})
+	msgs, err := c.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("read back: %v %v", msgs, err)
+	}
+	second = msgs[1].ID
+	claim := func() error {
+		return c.XClaimJustID(ctx, &redis.XClaimArgs{
+			Stream: stream, Group: "g", Consumer: "other", MinIdle: 0, Messages: []string{second},
+		}).Err()
+	}
+	if err := claim(); err != nil {
+		t.Fatal(err)
+	}
+	// "other" is alive: it keeps its claim fresh, as a worker does.
+	otherCtx, stopOther := context.WithCancel(ctx)
+	defer stopOther()
+	go func() {
+		tick := time.NewTicker(claimIdle / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-otherCtx.Done():
+				return
+			case <-tick.C:
+				_ = claim()
+			}
+		}
+	}()
+	// Several refresh periods pass while the first entry is handled.
+	time.Sleep(3 * claimIdle)
+	close(release)
+	eventually(t, "the worker done with the second entry", func() bool {
+		mu.Lock()
+		n := len(handled)
+		mu.Unlock()
+		return n == 2 || outcomes(t, reg)["taken_over"] == 1
+	})
+	p, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: "g", Start: second, End: second, Count: 1}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(p) != 1 || p[0].Consumer != "other" || fmt.Sprint(handled) != "[0]" {
+		t.Fatalf("the second entry: pending %+v, handled here %v; want it still other's and only the first handled here", p, handled)
+	}
+}
+
+// outcomes reads the stream_entries_total counters by outcome.
+func outcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+func sleepUntil(ctx context.Context, t time.Time) {
+	select {
+	case <-time.After(time.Until(t)):
+	case <-ctx.Done():
 	}
 }
