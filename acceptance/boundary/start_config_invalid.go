@@ -72,6 +72,16 @@ var _ = describe("start_config_invalid", Label(speclabel.StartConfigInvalid), fu
 			spoil: func(j map[string]string) { j["config_json"] = `{"a\u0000b":1}` },
 			field: `config_json.a\x00b`,
 		}),
+		// No process environment, argument or label can carry a NUL: the
+		// job is invalid as given, not a failure of the daemon.
+		Entry("an env value with a NUL byte", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["config_json"] = `{"env":{"A":"x\u0000y"}}` },
+			field: "config_json.env.A",
+		}),
+		Entry("a cmd item with a NUL byte", Label(speclabel.HostileInput), invalidJob{
+			spoil: func(j map[string]string) { j["config_json"] = `{"cmd":["serve","\u0000"]}` },
+			field: "config_json.cmd[1]",
+		}),
 		// The text \u0000 — a backslash, then u0000 — is no NUL: its
 		// intent must not be rejected as holding one, wherever it stands.
 		Entry("a config key spelling \\u0000 with a backslash", Label(speclabel.HostileInput), invalidJob{

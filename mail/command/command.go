@@ -33,15 +33,26 @@ const (
 )
 
 // Limits. They keep one command well below the stream and database sizes
-// that would hurt, and they are generous for real mail.
+// that would hurt, and they are generous for real mail. Each is at least
+// what the services upstream accept (docs/contracts.md, "Limits"): a value
+// the User Service or Notification took must never be refused here, where
+// the only way out is a dead letter nobody is mailed about.
 const (
-	MaxRecipients       = 100 // to + cc + bcc
-	MaxAddressLen       = 320
-	MaxIdempotencyKey   = 256
-	MaxSubjectLen       = 998 // RFC 5322 line limit
-	MaxBodyBytes        = 512 << 10
-	MaxVariablesBytes   = 64 << 10
-	MaxLocaleLen        = 35
+	MaxRecipients = 100 // to + cc + bcc
+	MaxAddressLen = 320
+	// MaxIdempotencyKey holds Notification's route keys,
+	// notification:<entry ID>/email:email:<address>, for any address Mail
+	// accepts (13 + 41 + 13 + 320 bytes).
+	MaxIdempotencyKey = 512
+	MaxSubjectLen     = 998 // RFC 5322 line limit
+	MaxBodyBytes      = 512 << 10
+	// MaxVariablesBytes is Notification's payload_json limit (64 KiB) plus
+	// room for the user_display_name it adds on user routes (200
+	// characters, at most 1 202 bytes as JSON).
+	MaxVariablesBytes = 66 << 10
+	// MaxLocaleLen is the User Service's locale limit: a user's locale
+	// reaches Mail as Notification's command locale.
+	MaxLocaleLen        = 64
 	maxAddressListBytes = 64 << 10
 )
 
@@ -329,7 +340,7 @@ func (c *Command) normalize(present map[string]bool) error {
 // ("fr-ca" → "fr-CA").
 func CanonicalLocale(s string) (string, error) {
 	if len(s) > MaxLocaleLen {
-		return "", fmt.Errorf("longer than %d characters", MaxLocaleLen)
+		return "", fmt.Errorf("longer than %d bytes", MaxLocaleLen)
 	}
 	tag, err := language.Parse(s)
 	if err != nil {

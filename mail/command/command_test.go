@@ -69,7 +69,7 @@ func TestFromStreamRejects(t *testing.T) {
 		"reply_to CR":            {func(f map[string]string) { f["reply_to"] = "a@example.com\r" }, "reply_to"},
 		"no key":                 {func(f map[string]string) { delete(f, "idempotency_key") }, "idempotency_key"},
 		"key control":            {func(f map[string]string) { f["idempotency_key"] = "a\x00b" }, "idempotency_key"},
-		"key too long":           {func(f map[string]string) { f["idempotency_key"] = strings.Repeat("k", 257) }, "idempotency_key"},
+		"key too long":           {func(f map[string]string) { f["idempotency_key"] = strings.Repeat("k", MaxIdempotencyKey+1) }, "idempotency_key"},
 		"no time":                {func(f map[string]string) { delete(f, "requested_at_ms") }, "requested_at_ms"},
 		"bad time":               {func(f map[string]string) { f["requested_at_ms"] = "1.5" }, "requested_at_ms"},
 		"zero time":              {func(f map[string]string) { f["requested_at_ms"] = "0" }, "requested_at_ms"},

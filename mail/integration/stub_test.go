@@ -313,14 +313,15 @@ func TestLocaleFallbackAndRenderFailures(t *testing.T) {
 }
 
 // TestHTMLEscapingAndSubjectNewlines: variables are escaped in the HTML body
-// and never break the subject onto a second header line.
+// and never break the subject onto a second header line: the subject shows
+// such a value quoted.
 func TestHTMLEscapingAndSubjectNewlines(t *testing.T) {
 	s := startMail(t, nil)
 	vars := imagePullVars("game-x\r\nBcc: evil@example.com")
 	vars["error_message"] = `<script>alert("x")</script> & more`
 	s.pushCommand(templateCommand("escape-1", "ops@example.com", "en", vars))
 	d := s.byKey("escape-1", 10*time.Second, "sent")
-	if strings.ContainsAny(d.Subject, "\r\n") || !strings.Contains(d.Subject, "game-x Bcc: evil@example.com") {
+	if strings.ContainsAny(d.Subject, "\r\n") || !strings.Contains(d.Subject, `Game "game-x\r\nBcc: evil@example.com": `) {
 		t.Fatalf("subject %q", d.Subject)
 	}
 	if strings.Contains(d.HTMLBody, "<script>") || !strings.Contains(d.HTMLBody, "&lt;script&gt;") || !strings.Contains(d.HTMLBody, "&amp; more") {

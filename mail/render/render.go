@@ -10,7 +10,10 @@
 // service runs is picked up without a restart.
 //
 // Subject and text use text/template, HTML uses html/template (contextual
-// escaping of every variable). Both run with missingkey=error: a variable the
+// escaping of every variable). A subject shows each string variable as
+// untrusted.Show does — as it is when printable and short, else quoted and
+// cut — so no producer's value can break the header or stretch it past its
+// limit, and a delivery never fails for it. Both run with missingkey=error: a variable the
 // template names but the command lacks fails the render instead of printing
 // "<no value>" to a recipient.
 package render
@@ -32,6 +35,9 @@ import (
 	"time"
 
 	"golang.org/x/text/language"
+
+	"galaxy/mail/command"
+	"galaxy/platform/untrusted"
 )
 
 // Error codes recorded on a delivery whose render failed.
@@ -48,6 +54,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// SubjectValueBytes bounds what one variable shows of itself in a subject.
+const SubjectValueBytes = 256
 
 // RescanInterval bounds how often a missing template ID is looked for on disk.
 const RescanInterval = 5 * time.Second
@@ -252,10 +261,10 @@ func (c *Catalog) Render(templateID, locale string, vars map[string]any) (Messag
 		vars = map[string]any{}
 	}
 	var buf bytes.Buffer
-	if err := s.subject.Execute(&buf, vars); err != nil {
+	if err := s.subject.Execute(&buf, subjectVars(vars)); err != nil {
 		return Message{}, &Error{CodeRenderFailed, fmt.Errorf("%s/%s/subject.tmpl: %w", templateID, used, err)}
 	}
-	msg := Message{Subject: Subject(buf.String()), Locale: used}
+	msg := Message{Subject: untrusted.Cut(Subject(buf.String()), command.MaxSubjectLen), Locale: used}
 	buf.Reset()
 	if err := s.text.Execute(&buf, vars); err != nil {
 		return Message{}, &Error{CodeRenderFailed, fmt.Errorf("%s/%s/text.tmpl: %w", templateID, used, err)}
@@ -272,6 +281,21 @@ func (c *Catalog) Render(templateID, locale string, vars map[string]any) (Messag
 		return Message{}, &Error{CodeRenderFailed, fmt.Errorf("%s/%s/subject.tmpl: rendered an empty subject", templateID, used)}
 	}
 	return msg, nil
+}
+
+// subjectVars is vars as a subject shows them: every string variable
+// through untrusted.Show (a control character, an invisible separator such
+// as U+2028 or a value of tens of KiB comes out quoted and cut), the
+// others as they are.
+func subjectVars(vars map[string]any) map[string]any {
+	out := make(map[string]any, len(vars))
+	for k, v := range vars {
+		if s, ok := v.(string); ok {
+			v = untrusted.Show(s, SubjectValueBytes)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Subject makes a rendered subject fit for a header: every CR and LF becomes

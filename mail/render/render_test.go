@@ -128,7 +128,8 @@ func TestFallbackAndFailures(t *testing.T) {
 		}
 	}
 	m, _ := c.Render("greet", "pt-BR", vars)
-	if m.Subject != "Olá <b>Zoë</b> Bcc: x@example.com" {
+	// CR and LF in a variable are quoted, never a new header line.
+	if m.Subject != `Olá "<b>Zoë</b>\r\nBcc: x@example.com"` {
 		t.Errorf("subject %q", m.Subject)
 	}
 	if m.HTML != "<p>&lt;b&gt;Zoë&lt;/b&gt;\r\nBcc: x@example.com</p>" {
@@ -183,5 +184,61 @@ func TestLoadRefusesBrokenTemplates(t *testing.T) {
 func TestSubject(t *testing.T) {
 	if got := Subject("  a\r\nb\n\tc  \n"); got != "a b c" {
 		t.Errorf("Subject = %q", got)
+	}
+}
+
+func TestSubjectQuotesHostileVariables(t *testing.T) {
+	c := shipped(t)
+	for char, shown := range map[string]string{"\x01": `\x01`, "\x1b": `\x1b`, "\x7f": `\x7f`, "\u2028": `\u2028`, "\t": `\t`} {
+		vars := operatorVars()
+		vars["game_id"] = "game" + char + "7"
+		m, err := c.Render("runtime.start_config_invalid", "en", vars)
+		if err != nil {
+			t.Fatalf("%q: %v", char, err)
+		}
+		if want := `[Galaxy] Game "game` + shown + `7": start configuration failed (x)`; m.Subject != want {
+			t.Errorf("%q: subject %q, want %q", char, m.Subject, want)
+		}
+		// The bodies show the variable as the producer sent it.
+		if !strings.Contains(m.Text, "Game: game"+char+"7\n") {
+			t.Errorf("%q: text body lost the variable", char)
+		}
+	}
+}
+
+func TestSubjectCutsHugeVariables(t *testing.T) {
+	c := shipped(t)
+	vars := operatorVars()
+	vars["game_id"] = strings.Repeat("g", 40<<10)
+	m, err := c.Render("runtime.image_pull_failed", "en", vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Subject) > SubjectValueBytes+64 || !strings.Contains(m.Subject, `"… (40960 bytes)`) {
+		t.Errorf("subject (%d bytes) %.80q…", len(m.Subject), m.Subject)
+	}
+	// Printable values within the budget are shown exactly.
+	vars["game_id"] = "game-7 <b>&</b>"
+	if m, _ := c.Render("runtime.image_pull_failed", "en", vars); m.Subject != "[Galaxy] Game game-7 <b>&</b>: image pull failed (x)" {
+		t.Errorf("subject %q", m.Subject)
+	}
+}
+
+func TestSubjectIsCutToTheHeaderLimit(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, "many", "en", map[string]string{
+		"subject.tmpl": strings.Repeat("{{.v}} ", 10),
+		"text.tmpl":    "t",
+	})
+	c, err := Load(dir, "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Render("many", "en", map[string]any{"v": strings.Repeat("v", 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Subject) > 998 || !strings.HasSuffix(m.Subject, "… (2009 bytes)") {
+		t.Errorf("subject (%d bytes) ends %q", len(m.Subject), m.Subject[len(m.Subject)-20:])
 	}
 }

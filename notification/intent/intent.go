@@ -39,15 +39,21 @@ const (
 )
 
 // Limits. They bound what one intent may cost (database rows, mail commands,
-// User Service calls); the contract fixes none of them.
+// User Service calls); the contract fixes none of them. Each is at least
+// what a producer sends and at most what Mail takes of it
+// (docs/contracts.md, "Limits").
 const (
-	MaxTypeLen           = 128
-	MaxProducerLen       = 64
-	MaxIdempotencyKeyLen = 256
+	// MaxTypeLen matches Mail's template_id (128 bytes).
+	MaxTypeLen     = 128
+	MaxProducerLen = 64
+	// MaxIdempotencyKeyLen holds the Runtime Manager's keys,
+	// runtime:<instance ID>/<job ID>, with job IDs of up to 256 bytes.
+	MaxIdempotencyKeyLen = 512
 	MaxUserIDLen         = 128
 	// MaxUserIDs bounds the routes of one user intent.
 	MaxUserIDs = 1000
-	// MaxPayloadBytes bounds payload_json, which becomes template variables.
+	// MaxPayloadBytes bounds payload_json, which becomes template variables:
+	// Mail takes this much plus the user_display_name a user route adds.
 	MaxPayloadBytes = 64 << 10
 	// MaxAudienceBytes bounds audience_json.
 	MaxAudienceBytes = 128 << 10

@@ -97,7 +97,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"occurred text", with(intent.FieldOccurredAtMS, "yesterday"), intent.FieldOccurredAtMS},
 		{"occurred far future", with(intent.FieldOccurredAtMS, "9999999999999999"), intent.FieldOccurredAtMS},
 		{"key control", with(intent.FieldIdempotencyKey, "a\nb"), intent.FieldIdempotencyKey},
-		{"key too long", with(intent.FieldIdempotencyKey, strings.Repeat("k", 300)), intent.FieldIdempotencyKey},
+		{"key too long", with(intent.FieldIdempotencyKey, strings.Repeat("k", intent.MaxIdempotencyKeyLen+1)), intent.FieldIdempotencyKey},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

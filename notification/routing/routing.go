@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"unicode"
 
 	"galaxy/notification/intent"
 )
@@ -57,6 +58,9 @@ const (
 	routeKindUserPrefix  = "email:user:"
 	idempotencyKeyPrefix = "notification:"
 )
+
+// MaxAddressBytes is the longest admin address: Mail's limit for an address.
+const MaxAddressBytes = 320
 
 // AdminEmailsPrefix is the prefix of the per-type admin list variables.
 const AdminEmailsPrefix = "NOTIFICATION_ADMIN_EMAILS_"
@@ -116,6 +120,15 @@ func ParseAddressList(value string) ([]string, error) {
 		}
 		if addr.Name != "" || addr.Address != part {
 			return nil, fmt.Errorf("address %q: want a bare address such as ops@example.com", part)
+		}
+		// Mail's rules for an address (docs/contracts.md, "Limits"): one it
+		// would refuse must stop Notification here, not dead-letter every
+		// mail command to it later.
+		if len(part) > MaxAddressBytes {
+			return nil, fmt.Errorf("address %.40q…: longer than %d bytes", part, MaxAddressBytes)
+		}
+		if strings.IndexFunc(part, unicode.IsControl) >= 0 {
+			return nil, fmt.Errorf("address %q: contains a control character", part)
 		}
 		key := strings.ToLower(addr.Address)
 		if seen[key] {
@@ -204,7 +217,13 @@ func Summarize(routes []RouteState) (status, reason string) {
 			reasons[r.Reason]++
 		case RouteDead:
 			dead++
-			reasons[ReasonAttemptsExhausted]++
+			// A route dead of a dependency's outage says so; older rows
+			// carry no reason but attempts_exhausted.
+			if r.Reason != "" {
+				reasons[r.Reason]++
+			} else {
+				reasons[ReasonAttemptsExhausted]++
+			}
 		}
 	}
 	switch {

@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/distribution/reference"
+
+	"galaxy/platform/untrusted"
 )
 
 // Defaults of the optional config_json keys.
@@ -28,10 +30,14 @@ const (
 )
 
 // Limits that keep one entry from carrying an unbounded payload into Docker
-// and into the job record.
+// and into the job record (docs/contracts.md, "Limits").
 const (
 	MaxConfigJSONBytes = 64 << 10
 	MaxJobIDBytes      = 256
+	// MaxImageRefBytes is well above the longest valid reference (a
+	// 255-byte name, a 128-byte tag and a digest); a longer value is
+	// refused without being parsed.
+	MaxImageRefBytes = 1024
 	// ReservedLabelPrefix marks the ownership labels the manager sets itself;
 	// a job may not set or override them.
 	ReservedLabelPrefix = "galaxy.rtmanager."
@@ -99,6 +105,37 @@ func (e *InvalidError) add(field, format string, args ...any) {
 	e.Fields = append(e.Fields, FieldError{Field: printable(field), Reason: printable(fmt.Sprintf(format, args...))})
 }
 
+// What a job's result and admin intent show of its own values (see Show*).
+// A failed job's result, intent and mail must always reach the operators:
+// the intent's payload_json has a limit at Notification (64 KiB), so what
+// it carries of the job is bounded here, well below it.
+const (
+	// ShownGameIDBytes and ShownImageRefBytes are at least the longest valid
+	// value, so a valid game ID or image reference is always shown exactly.
+	ShownGameIDBytes   = 256
+	ShownImageRefBytes = MaxImageRefBytes
+	// MaxErrorMessageBytes bounds error_message (jobspec's own messages and
+	// the Docker daemon's alike).
+	MaxErrorMessageBytes = 4096
+)
+
+// ShowGameID is game_id as a job's result and intent carry it: the value
+// itself when it is printable and short enough (every valid game ID is),
+// else quoted, with escapes for what is not printable, and cut to
+// ShownGameIDBytes ("game\x01x", "aaaa"… (40969 bytes)). Mail subjects
+// and bodies show it as it is, so it must never break a header or hide a
+// character.
+func ShowGameID(s string) string { return untrusted.Show(Recordable(s), ShownGameIDBytes) }
+
+// ShowImageRef is image_ref as a job's result and intent carry it, the way
+// ShowGameID is game_id.
+func ShowImageRef(s string) string { return untrusted.Show(Recordable(s), ShownImageRefBytes) }
+
+// ShowMessage is error_message as a job's result and intent carry it: cut
+// to MaxErrorMessageBytes. The values it names are quoted where it was
+// written (jobspec's messages quote every input).
+func ShowMessage(s string) string { return untrusted.Cut(Recordable(s), MaxErrorMessageBytes) }
+
 // Recordable is an invalid job's value as its result, its intent and the
 // job record carry it: PostgreSQL text refuses NUL and invalid UTF-8, so
 // both become U+FFFD. Valid jobs never need it.
@@ -146,10 +183,13 @@ func DecodeStart(entryID string, values map[string]string) (StartJob, error) {
 	switch {
 	case strings.TrimSpace(job.ImageRef) == "":
 		inv.add("image_ref", "is required")
+	case len(job.ImageRef) > MaxImageRefBytes:
+		inv.add("image_ref", "longer than %d bytes: %s", MaxImageRefBytes, untrusted.Quote(job.ImageRef, 200))
 	default:
 		named, err := reference.ParseNormalizedNamed(job.ImageRef)
 		if err != nil {
-			inv.add("image_ref", "%q is not a Docker image reference: %v", job.ImageRef, err)
+			// The parser's error may quote the whole value again.
+			inv.add("image_ref", "%s is not a Docker image reference: %s", untrusted.Quote(job.ImageRef, 200), untrusted.Cut(err.Error(), 200))
 		} else {
 			job.Image = reference.TagNameOnly(named)
 		}
@@ -204,7 +244,7 @@ func checkGameID(id string, inv *InvalidError) {
 	case id == "":
 		inv.add("game_id", "is required")
 	case !GameIDPattern.MatchString(id):
-		inv.add("game_id", "%q does not match %s", truncate(id, 140), GameIDPattern.String())
+		inv.add("game_id", "%s does not match %s", untrusted.Quote(id, 160), GameIDPattern.String())
 	}
 }
 
@@ -368,6 +408,10 @@ func stringMap(field string, v json.RawMessage, inv *InvalidError, checkKey func
 			inv.add(field, "key %q %s", truncate(k, 64), reason)
 			continue
 		}
+		if strings.Contains(s, "\x00") {
+			inv.add(field+"."+truncate(k, 64), "contains NUL, which no process environment or label can carry")
+			continue
+		}
 		out[k] = s
 	}
 	return out
@@ -387,6 +431,8 @@ func checkLabelKey(k string) string {
 	switch {
 	case k == "":
 		return "is empty"
+	case strings.Contains(k, "\x00"):
+		return "contains NUL"
 	case strings.HasPrefix(k, ReservedLabelPrefix):
 		return "uses the reserved prefix " + ReservedLabelPrefix
 	}
@@ -404,6 +450,10 @@ func stringList(field string, v json.RawMessage, inv *InvalidError) []string {
 		s, ok := str(item)
 		if !ok {
 			inv.add(fmt.Sprintf("%s[%d]", field, i), "must be a string, got %s", truncate(string(item), 40))
+			continue
+		}
+		if strings.Contains(s, "\x00") {
+			inv.add(fmt.Sprintf("%s[%d]", field, i), "contains NUL, which no process argument can carry")
 			continue
 		}
 		out = append(out, s)
