@@ -6,6 +6,13 @@
 // answer survives wrapping, so callers classify with errdefs.IsNotFound and
 // friends. Deciding which failure becomes which job error code is the
 // runner's job, by step.
+//
+// Every call has a deadline: a daemon that accepts connections and never
+// answers must not hold a job, its lease and its stream claim, or a loop,
+// for ever. The pull has its own (RTMANAGER_IMAGE_PULL_TIMEOUT), the stop
+// the container's stop timeout plus a call's, every other call
+// Engine.CallTimeout (RTMANAGER_DOCKER_CALL_TIMEOUT). A call that runs out
+// returns an *UnansweredError naming the call, the daemon and the deadline.
 package docker
 
 import (
@@ -53,6 +60,11 @@ var ErrImageAbsent = errors.New("image is not present locally and the pull polic
 // ErrNetworkMissing is returned by CheckNetwork when the network does not exist.
 var ErrNetworkMissing = errors.New("network does not exist")
 
+// DefaultCallTimeout is the deadline of one call when Engine.CallTimeout is
+// zero: long enough for a create or a forced remove on a busy daemon, short
+// enough that a silent one is reported within a start.
+const DefaultCallTimeout = 30 * time.Second
+
 // Engine talks to one Docker daemon on behalf of one manager instance.
 type Engine struct {
 	Client *client.Client
@@ -60,6 +72,100 @@ type Engine struct {
 	Network string
 	// Instance is this manager's identity in the ownership labels.
 	Instance string
+	// CallTimeout bounds each call but the pull and the stop (see the
+	// package comment); zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+}
+
+// Names of the settings behind the deadlines, for the messages operators
+// read.
+const (
+	callTimeoutVariable = "RTMANAGER_DOCKER_CALL_TIMEOUT"
+	stopTimeoutVariable = "RTMANAGER_CONTAINER_STOP_TIMEOUT + " + callTimeoutVariable
+)
+
+func (e *Engine) callTimeout() time.Duration {
+	if e.CallTimeout > 0 {
+		return e.CallTimeout
+	}
+	return DefaultCallTimeout
+}
+
+// UnansweredError is a call the daemon did not answer within its deadline.
+// It wraps context.DeadlineExceeded, and is not a connection failure
+// (client.IsErrConnectionFailed): the daemon took the request and went
+// silent, which a retry in the next second is unlikely to change.
+type UnansweredError struct {
+	// Op is the call and its input: "inspect image galaxy/game:1".
+	Op string
+	// Host is the daemon's address (RTMANAGER_DOCKER_HOST).
+	Host string
+	// Timeout is the deadline that ran out.
+	Timeout time.Duration
+	// Setting names the variable that chose Timeout; empty when the
+	// caller's own deadline was the shorter one (the readiness check's).
+	Setting string
+	err     error
+}
+
+func (e *UnansweredError) Error() string {
+	msg := fmt.Sprintf("%s: the Docker daemon at %s did not answer within %s", e.Op, e.Host, e.Timeout)
+	if e.Setting != "" {
+		msg += " (" + e.Setting + ")"
+	}
+	return msg
+}
+
+func (e *UnansweredError) Unwrap() error { return e.err }
+
+// IsUnanswered reports whether err is, or wraps, an *UnansweredError.
+func IsUnanswered(err error) bool {
+	var u *UnansweredError
+	return errors.As(err, &u)
+}
+
+// call runs fn against the daemon within timeout and returns its result, or
+// an error prefixed with op. fn runs on its own goroutine and the wait ends
+// at the deadline whatever fn does: the client honours its context on the
+// wire, but not everywhere (its first calls queue on a mutex behind the
+// API-version negotiation of another), and a deadline that holds only
+// mostly is not one.
+func call[T any](ctx context.Context, e *Engine, op string, timeout time.Duration, setting string, fn func(context.Context) (T, error)) (T, error) {
+	began := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type answer struct {
+		v   T
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		v, err := fn(cctx)
+		done <- answer{v, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-cctx.Done():
+		select {
+		case a = <-done: // answered at the last moment
+		default:
+			a.err = cctx.Err()
+		}
+	}
+	if a.err == nil {
+		return a.v, nil
+	}
+	var zero T
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		u := &UnansweredError{Op: op, Host: e.Client.DaemonHost(), Timeout: timeout, Setting: setting, err: context.DeadlineExceeded}
+		if dl, ok := ctx.Deadline(); ok && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The caller's deadline came first: report that one.
+			u.Timeout, u.Setting = dl.Sub(began).Round(100*time.Millisecond), ""
+		}
+		return zero, u
+	}
+	return zero, fmt.Errorf("%s: %w", op, a.err)
 }
 
 // NewClient connects to host (unix:///var/run/docker.sock, tcp://…). The
@@ -76,34 +182,35 @@ func NewClient(host string) (*client.Client, error) {
 
 // Ping checks the daemon answers.
 func (e *Engine) Ping(ctx context.Context) error {
-	if _, err := e.Client.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return fmt.Errorf("ping docker: %w", err)
-	}
-	return nil
+	_, err := call(ctx, e, "ping docker", e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.PingResult, error) {
+		return e.Client.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	})
+	return err
 }
 
 // CheckNetwork checks the game network exists. A missing network does not
 // fail container create (the daemon notices only at start), so starts check
 // it first and readiness reports it.
 func (e *Engine) CheckNetwork(ctx context.Context) error {
-	_, err := e.Client.NetworkInspect(ctx, e.Network, client.NetworkInspectOptions{})
+	_, err := call(ctx, e, "inspect network "+e.Network, e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.NetworkInspectResult, error) {
+		return e.Client.NetworkInspect(ctx, e.Network, client.NetworkInspectOptions{})
+	})
 	if cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("network %s: %w", e.Network, ErrNetworkMissing)
 	}
-	if err != nil {
-		return fmt.Errorf("inspect network %s: %w", e.Network, err)
-	}
-	return nil
+	return err
 }
 
 // ImagePresent reports whether ref is in the daemon's image store.
 func (e *Engine) ImagePresent(ctx context.Context, ref string) (bool, error) {
-	_, err := e.Client.ImageInspect(ctx, ref)
+	_, err := call(ctx, e, "inspect image "+ref, e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ImageInspectResult, error) {
+		return e.Client.ImageInspect(ctx, ref)
+	})
 	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("inspect image %s: %w", ref, err)
+		return false, err
 	}
 	return true, nil
 }
@@ -206,7 +313,9 @@ func (e *Engine) Create(ctx context.Context, s Spec) (string, error) {
 	if !cerrdefs.IsConflict(err) {
 		return id, err
 	}
-	existing, ierr := e.Client.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	existing, ierr := call(ctx, e, "inspect container "+name, e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerInspectResult, error) {
+		return e.Client.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	})
 	if ierr != nil {
 		return "", fmt.Errorf("%w (inspect of the existing container: %v)", err, ierr)
 	}
@@ -251,49 +360,57 @@ func (e *Engine) create(ctx context.Context, name string, s Spec) (string, error
 	}
 	host.Memory = s.MemoryMB << 20
 	host.NanoCPUs = int64(s.CPUs * 1e9)
-	res, err := e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       name,
-		Config:     cfg,
-		HostConfig: host,
-		NetworkingConfig: &network.NetworkingConfig{
-			EndpointsConfig: map[string]*network.EndpointSettings{e.Network: {}},
-		},
+	res, err := call(ctx, e, "create container "+name+" from "+s.Image, e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerCreateResult, error) {
+		return e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Name:       name,
+			Config:     cfg,
+			HostConfig: host,
+			NetworkingConfig: &network.NetworkingConfig{
+				EndpointsConfig: map[string]*network.EndpointSettings{e.Network: {}},
+			},
+		})
 	})
 	if err != nil {
-		return "", fmt.Errorf("create container %s from %s: %w", name, s.Image, err)
+		return "", err
 	}
 	return res.ID, nil
 }
 
 // Start starts a created container.
 func (e *Engine) Start(ctx context.Context, id string) error {
-	if _, err := e.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start container %s: %w", short(id), err)
-	}
-	return nil
+	_, err := call(ctx, e, "start container "+short(id), e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerStartResult, error) {
+		return e.Client.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	})
+	return err
 }
 
 // Stop stops a container, killing it after timeout. A container that is
-// gone or already stopped is not an error.
+// gone or already stopped is not an error. The daemon answers only once the
+// container is down, so the call's deadline is timeout plus a call's.
 func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
 	secs := int(timeout.Round(time.Second) / time.Second)
-	_, err := e.Client.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	deadline := time.Duration(secs)*time.Second + e.callTimeout()
+	_, err := call(ctx, e, "stop container "+short(id), deadline, stopTimeoutVariable, func(ctx context.Context) (client.ContainerStopResult, error) {
+		return e.Client.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	})
 	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsNotModified(err) {
-		return fmt.Errorf("stop container %s: %w", short(id), err)
+		return err
 	}
 	return nil
 }
 
 // Remove force-removes a container; one that is already gone is not an error.
 func (e *Engine) Remove(ctx context.Context, id string) error {
-	_, err := e.Client.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := call(ctx, e, "remove container "+short(id), e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerRemoveResult, error) {
+		return e.Client.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		// "removal already in progress" is a conflict: someone else is
 		// removing it, which is what we want.
 		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
 			return nil
 		}
-		return fmt.Errorf("remove container %s: %w", short(id), err)
+		return err
 	}
 	return nil
 }
@@ -315,9 +432,11 @@ type Info struct {
 
 // Inspect returns a container's Info; errdefs.IsNotFound when it is gone.
 func (e *Engine) Inspect(ctx context.Context, id string) (Info, error) {
-	res, err := e.Client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	res, err := call(ctx, e, "inspect container "+short(id), e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerInspectResult, error) {
+		return e.Client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	})
 	if err != nil {
-		return Info{}, fmt.Errorf("inspect container %s: %w", short(id), err)
+		return Info{}, err
 	}
 	c := res.Container
 	info := Info{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/")}
@@ -347,9 +466,11 @@ func (e *Engine) Owned(ctx context.Context) ([]Info, error) {
 	f := client.Filters{}.
 		Add("label", LabelManaged+"=true").
 		Add("label", LabelInstance+"="+e.Instance)
-	res, err := e.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	res, err := call(ctx, e, "list containers of instance "+e.Instance, e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerListResult, error) {
+		return e.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list containers of instance %s: %w", e.Instance, err)
+		return nil, err
 	}
 	out := make([]Info, 0, len(res.Items))
 	for _, c := range res.Items {
@@ -373,11 +494,13 @@ func (e *Engine) Owned(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
+// short abbreviates a container ID as the docker CLI does; a name (Inspect
+// takes either) is kept whole.
 func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
+	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+		return id
 	}
-	return id
+	return id[:12]
 }
 
 // Class names the containerd/errdefs class of err ("not_found",

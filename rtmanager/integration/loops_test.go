@@ -217,3 +217,30 @@ func TestCleanupRemovesExitedContainersOfStoppedGames(t *testing.T) {
 	e.runLoops()
 	eventually(t, 20*time.Second, "exited container removed", func() bool { return len(e.containersOfGame(g)) == 0 })
 }
+
+// TestReconcileForgetsRemovedContainers: what the loops remember of a
+// container (its adoption, its failed probes) goes when the container does,
+// so memory does not grow with every game ever run.
+func TestReconcileForgetsRemovedContainers(t *testing.T) {
+	e := newEnv(t, options{probe: fastProbe()})
+	ctx := context.Background()
+	g := gameID(t)
+	if err := e.handleStart(newEntryID(), startValues(g, shared.gameImage, "config_json", gameConfig(t, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mon.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.mon.Tracked(); n != 1 {
+		t.Fatalf("tracked containers after adopting the game = %d; want 1", n)
+	}
+	if err := e.engine.Remove(ctx, e.runtime(g).ContainerID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mon.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.mon.Tracked(); n != 0 {
+		t.Errorf("tracked containers after the container was removed = %d; want 0", n)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -186,9 +187,13 @@ func (m *Monitor) probe(ctx context.Context, rt store.Runtime) {
 	ip := rt.ContainerIP
 	if ip == "" {
 		info, err := m.Engine.Inspect(ctx, rt.ContainerID)
-		if err == nil {
-			ip = info.IP
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			// A daemon that does not answer says nothing about the game's
+			// health: no probe, no failure counted.
+			m.Logger.Debug("no address to probe; daemon error", "game_id", rt.GameID, "container_id", rt.ContainerID, "err", err)
+			return
 		}
+		ip = info.IP
 	}
 	healthy, detail := m.check(ctx, ip, rt.Port, rt.HealthPath)
 	m.mu.Lock()
@@ -269,6 +274,11 @@ func (m *Monitor) InspectOnce(ctx context.Context) error {
 		switch {
 		case cerrdefs.IsNotFound(err):
 			m.markMissing(ctx, rt)
+		case docker.IsUnanswered(err) || client.IsErrConnectionFailed(err):
+			// The daemon, not this container: each further inspect would
+			// wait out its own deadline for the same answer. The next pass
+			// tries again.
+			return fmt.Errorf("inspect pass stopped at game %s: %w", rt.GameID, err)
 		case err != nil:
 			m.Logger.Warn("inspect game container", "game_id", rt.GameID, "container_id", rt.ContainerID, "err", err)
 		case info.State == stateRemoving:
@@ -385,6 +395,7 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 			m.failStaleStart(ctx, rt)
 		}
 	}
+	m.forget(byID)
 	for _, c := range owned {
 		rt, ok := byGame[c.Labels[docker.LabelGameID]]
 		tracked := ok && (rt.ContainerID == c.ID || rt.State == store.StateStarting)
@@ -413,6 +424,38 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// forget drops what the loops remember of containers that no longer exist
+// (owned lists every container of this instance): without it, the probe
+// failures and adoptions of every game ever run would stay in memory.
+func (m *Monitor) forget(owned map[string]docker.Info) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.failures {
+		if _, ok := owned[id]; !ok {
+			delete(m.failures, id)
+		}
+	}
+	for id := range m.adopted {
+		if _, ok := owned[id]; !ok {
+			delete(m.adopted, id)
+		}
+	}
+}
+
+// Tracked is the number of containers the loops remember something of.
+func (m *Monitor) Tracked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := map[string]bool{}
+	for id := range m.failures {
+		ids[id] = true
+	}
+	for id := range m.adopted {
+		ids[id] = true
+	}
+	return len(ids)
 }
 
 func (m *Monitor) adopt(rt store.Runtime) {

@@ -32,7 +32,10 @@ type Config struct {
 
 	DockerHost    string `env:"DOCKER_HOST" envDefault:"unix:///var/run/docker.sock"`
 	DockerNetwork string `env:"DOCKER_NETWORK" envDefault:"galaxy-games"`
-	GameStateRoot string `env:"GAME_STATE_ROOT" envDefault:"/var/lib/galaxy/games"`
+	// DockerCallTimeout bounds every call to the daemon but the pull
+	// (ImagePullTimeout) and the stop (ContainerStopTimeout plus this).
+	DockerCallTimeout config.Duration `env:"DOCKER_CALL_TIMEOUT" envDefault:"30s"`
+	GameStateRoot     string          `env:"GAME_STATE_ROOT" envDefault:"/var/lib/galaxy/games"`
 	// InstanceID goes into the ownership label of every container; empty
 	// derives it (see instanceID).
 	InstanceID string `env:"INSTANCE_ID"`
@@ -74,6 +77,11 @@ func (c *Config) Validate(prefix string) error {
 	if c.LeaseOwnerTTL.D() < time.Second {
 		return fmt.Errorf("%sLEASE_OWNER_TTL: must be at least 1s, got %s", prefix, c.LeaseOwnerTTL.D())
 	}
+	// Below a second, a daemon answering normally on a busy host would fail
+	// starts; above ten minutes, a silent one holds its jobs as if for ever.
+	if d := c.DockerCallTimeout.D(); d < time.Second || d > 10*time.Minute {
+		return fmt.Errorf("%sDOCKER_CALL_TIMEOUT: must be from 1s to 10m, got %s", prefix, d)
+	}
 	if c.ProbeFailuresThreshold < 1 {
 		return fmt.Errorf("%sPROBE_FAILURES_THRESHOLD: must be at least 1, got %d", prefix, c.ProbeFailuresThreshold)
 	}
@@ -108,8 +116,18 @@ func (c *Config) Validate(prefix string) error {
 	if c.InstanceID == "" {
 		c.InstanceID = instanceID(c.PostgresDSN)
 	}
+	// The ID is part of every intent's idempotency key,
+	// runtime:<instance ID>/<job ID>, which must fit Notification's 512
+	// bytes with the longest job ID (docs/contracts.md, Limits).
+	if len(c.InstanceID) > maxInstanceID || strings.IndexFunc(c.InstanceID, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fmt.Errorf("%sINSTANCE_ID: must be at most %d bytes without spaces or control characters, got %d bytes", prefix, maxInstanceID, len(c.InstanceID))
+	}
 	return nil
 }
+
+// maxInstanceID leaves room in a 512-byte idempotency key for "runtime:",
+// "/" and a 256-byte job ID.
+const maxInstanceID = 512 - len("runtime:/") - 256
 
 // instanceID derives the ownership identity from the database the records
 // live in, and from nothing of the machine: a manager whose container is
