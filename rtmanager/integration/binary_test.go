@@ -27,7 +27,18 @@ type rtmProcess struct {
 
 func startRTManager(t *testing.T, wait harness.Readiness, overrides map[string]string) *rtmProcess {
 	t.Helper()
-	svc := harness.StartService(context.Background(), t, harness.ServiceSpec{
+	svc := startRTManagerService(t, wait, overrides)
+	rdb := streams.NewClient(shared.redis.Addr, "", 0)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return &rtmProcess{proc: svc.Process, api: &harness.RuntimeClient{BaseURL: svc.URL}, rdb: rdb, streams: svc.Streams}
+}
+
+// startRTManagerService starts the binary on the package's Redis,
+// PostgreSQL (a fresh database) and Docker daemon, with overrides over the
+// harness's environment.
+func startRTManagerService(t *testing.T, wait harness.Readiness, overrides map[string]string) *harness.Service {
+	t.Helper()
+	return harness.StartService(context.Background(), t, harness.ServiceSpec{
 		Name: "rtmanager",
 		Infra: harness.Infra{
 			RedisAddr:        shared.redis.Addr,
@@ -38,9 +49,6 @@ func startRTManager(t *testing.T, wait harness.Readiness, overrides map[string]s
 		Env:    overrides,
 		Wait:   wait,
 	})
-	rdb := streams.NewClient(shared.redis.Addr, "", 0)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return &rtmProcess{proc: svc.Process, api: &harness.RuntimeClient{BaseURL: svc.URL}, rdb: rdb, streams: svc.Streams}
 }
 
 // get sends GET path to the manager and returns the answer whatever its

@@ -15,11 +15,15 @@ import (
 
 // These tests run against a real Redis from the harness.
 
-var rdb *redis.Client
+var (
+	rdb       *redis.Client
+	redisAddr string
+)
 
 func TestMain(m *testing.M) {
 	tb := harness.NewPackageTB("lease")
-	rdb = redis.NewClient(&redis.Options{Addr: harness.StartRedis(context.Background(), tb).Addr})
+	redisAddr = harness.StartRedis(context.Background(), tb).Addr
+	rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
 	code := m.Run()
 	_ = rdb.Close()
 	tb.Close()

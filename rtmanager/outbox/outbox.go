@@ -23,10 +23,10 @@ import (
 	"galaxy/rtmanager/store"
 )
 
-// MarkerTTL is how long the Redis marker of a published entry is kept; it
-// matches Notification's idempotency window, the longest any consumer
-// deduplicates.
-const MarkerTTL = 7 * 24 * time.Hour
+// DefaultMarkerTTL is how long the Redis marker of a published entry is
+// kept when Publisher.MarkerTTL is zero; it matches Notification's
+// idempotency window, the longest any consumer deduplicates.
+const DefaultMarkerTTL = 7 * 24 * time.Hour
 
 // MarkerPrefix prefixes the marker keys.
 const MarkerPrefix = "rtmanager:outbox:"
@@ -60,9 +60,13 @@ type Publisher struct {
 	Redis  redis.Scripter
 	Logger *slog.Logger
 	// Sweep is how often Run looks for entries nobody published (default 1s).
+	// Published rows are deleted by the service's housekeeping.
 	Sweep time.Duration
-	// Retain is how long published rows are kept (default 24h).
-	Retain time.Duration
+	// MarkerTTL is how long an entry's publish marker is kept (default
+	// DefaultMarkerTTL). A marker matters only until its row is marked
+	// published; after it, a second publish of the row would be a
+	// duplicate entry, which Notification drops by idempotency key.
+	MarkerTTL time.Duration
 }
 
 // PublishKeys publishes the unpublished entries among keys, in insertion
@@ -90,7 +94,11 @@ func (p *Publisher) publish(ctx context.Context, e store.OutboxEntry) error {
 	}
 	sort.Strings(names)
 	args := make([]any, 0, 1+2*len(names))
-	args = append(args, int64(MarkerTTL/time.Second))
+	ttl := p.MarkerTTL
+	if ttl <= 0 {
+		ttl = DefaultMarkerTTL
+	}
+	args = append(args, max(int64(ttl/time.Second), 1))
 	for _, k := range names {
 		args = append(args, k, e.Fields[k])
 	}
@@ -102,20 +110,14 @@ func (p *Publisher) publish(ctx context.Context, e store.OutboxEntry) error {
 }
 
 // Run publishes, until ctx ends, entries left unpublished for more than a
-// second — those whose writer died or lost Redis before publishing — and
-// prunes old published rows.
+// second — those whose writer died or lost Redis before publishing.
 func (p *Publisher) Run(ctx context.Context) error {
 	sweep := p.Sweep
 	if sweep <= 0 {
 		sweep = time.Second
 	}
-	retain := p.Retain
-	if retain <= 0 {
-		retain = 24 * time.Hour
-	}
 	t := time.NewTicker(sweep)
 	defer t.Stop()
-	lastPrune := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,14 +139,6 @@ func (p *Publisher) Run(ctx context.Context) error {
 				break
 			}
 			p.Logger.Info("outbox entry published by sweep", "key", e.DedupKey, "stream", e.Stream)
-		}
-		if time.Since(lastPrune) > time.Hour {
-			lastPrune = time.Now()
-			if n, err := p.Store.PruneOutbox(ctx, retain); err != nil {
-				p.Logger.Warn("outbox prune", "err", err)
-			} else if n > 0 {
-				p.Logger.Info("outbox pruned", "rows", n)
-			}
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"galaxy/platform/database"
 	"galaxy/platform/streams"
 	"galaxy/rtmanager/docker"
+	"galaxy/rtmanager/jobspec"
 	"galaxy/rtmanager/lease"
 	"galaxy/rtmanager/lobby"
 	"galaxy/rtmanager/outbox"
@@ -161,6 +162,9 @@ type outcome struct {
 	attemptedAt time.Time
 	// runtime is the row the job leaves; nil leaves the row as it is.
 	runtime *store.Runtime
+	// fence is the fencing number of the game lease the job holds; 0 for a
+	// job refused before it took the lease.
+	fence int64
 }
 
 // resultKey and intentKey are the outbox dedup keys of a job's entries.
@@ -198,6 +202,10 @@ func (r *Runner) replay(ctx context.Context, kind, jobID string) (bool, error) {
 // finish records o with its job result (and admin intent for a failed start)
 // and publishes them.
 func (r *Runner) finish(ctx context.Context, o outcome) error {
+	// The job's values go to operators (result, intent, mail) and through
+	// Notification's payload limit: hostile ones are quoted and bounded;
+	// valid ones are left exactly as they are.
+	o.gameID, o.imageRef, o.message = jobspec.ShowGameID(o.gameID), jobspec.ShowImageRef(o.imageRef), jobspec.ShowMessage(o.message)
 	now := time.Now()
 	j := store.Job{
 		Kind: o.kind, JobID: o.jobID, EntryID: o.entryID, GameID: o.gameID, ImageRef: o.imageRef,
@@ -229,7 +237,7 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 			Fields:   intentFields(r.Cfg.Instance, o, now, trace),
 		})
 	}
-	recorded, err := r.Store.FinishJob(ctx, j, o.runtime, entries)
+	recorded, err := r.Store.FinishJob(ctx, j, o.fence, o.runtime, entries)
 	if err != nil {
 		return err
 	}
@@ -288,9 +296,10 @@ func addTrace(f map[string]string, trace propagation.MapCarrier) {
 
 // retryable reports whether err is an infrastructure failure worth another
 // delivery rather than a verdict on the job: the daemon unreachable, or ctx
-// ended (shutdown, lost lease).
+// ended (shutdown, lost lease), or the lease lost or superseded — a holder
+// that is no longer the game's must not record a verdict at all.
 func (r *Runner) retryable(ctx context.Context, deliveries int64, err error) bool {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, lease.ErrLost) || errors.Is(err, store.ErrFenced) {
 		return true
 	}
 	if !client.IsErrConnectionFailed(err) {
@@ -305,24 +314,63 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }
 
-// acquire takes the game's lease, waiting up to LeaseWait. A job that cannot
-// get it is put back for a later delivery, never failed.
+// acquire takes the game's lease, waiting up to LeaseWait, and stores its
+// fence with the game, so that from then on no earlier holder's write is
+// accepted. A job that cannot get the lease is put back for a later
+// delivery, never failed.
 func (r *Runner) acquire(ctx context.Context, kind, jobID, gameID string) (*lease.Lease, error) {
-	l, err := r.Leases.Acquire(ctx, gameID, r.Cfg.LeaseWait)
+	// The stored fence is the floor of the new one: were Redis to lose the
+	// game's counter, the next number must still be accepted.
+	floor, err := r.Store.Fence(ctx, gameID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := r.Leases.AcquireAbove(ctx, gameID, r.Cfg.LeaseWait, floor)
 	if errors.Is(err, lease.ErrBusy) {
 		if r.Metrics != nil {
 			r.Metrics.leaseBusy.Inc()
 		}
 		return nil, fmt.Errorf("%s job %s: game %s: %w; the entry will be delivered again", kind, jobID, gameID, err)
 	}
-	if err == nil && l.TookOver {
+	if err != nil {
+		return nil, err
+	}
+	if l.TookOver {
 		r.Logger.Warn("game lease taken over from a Runtime Manager process that stopped holding it",
 			"kind", kind, "job_id", jobID, "game_id", gameID)
 		if r.Metrics != nil {
 			r.Metrics.leaseTakeOver.Inc()
 		}
 	}
-	return l, err
+	if err := r.Store.ClaimFence(ctx, gameID, l.Fence); err != nil {
+		release(ctx, l, r.Logger)
+		return nil, err
+	}
+	return l, nil
+}
+
+// guard is checked right before each Docker action that changes a game's
+// containers, which PostgreSQL cannot fence: the lease must still be valid
+// by this process's clock, and no later holder may have stored its fence.
+func (r *Runner) guard(ctx context.Context, l *lease.Lease, gameID string) error {
+	if err := l.Check(); err != nil {
+		return err
+	}
+	return r.Store.ClaimFence(ctx, gameID, l.Fence)
+}
+
+// held runs one job under the game's lease l: the job's context ends with
+// lease.ErrLost when the lease is lost, and an error the job returns then is
+// reported as the loss (a retry in place, never a spent delivery or a
+// recorded outcome), whatever Docker said meanwhile.
+func held(ctx context.Context, l *lease.Lease, job func(context.Context) error) error {
+	hctx, stop := l.Hold(ctx)
+	defer stop()
+	err := job(hctx)
+	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+		return fmt.Errorf("%w (the job stopped: %v)", context.Cause(hctx), err)
+	}
+	return err
 }
 
 func release(ctx context.Context, l *lease.Lease, logger *slog.Logger) {

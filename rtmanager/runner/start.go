@@ -14,6 +14,7 @@ import (
 	"galaxy/platform/streams"
 	"galaxy/rtmanager/docker"
 	"galaxy/rtmanager/jobspec"
+	"galaxy/rtmanager/lease"
 	"galaxy/rtmanager/store"
 )
 
@@ -46,18 +47,19 @@ func (r *Runner) handleStart(ctx context.Context, msg streams.Message) error {
 		return err
 	}
 	defer release(ctx, l, log)
-	hctx, stop := l.Hold(ctx)
-	defer stop()
-	// The previous holder may have been another delivery of this very job.
-	if done, err := r.replay(hctx, KindStart, job.JobID); done || err != nil {
-		return err
-	}
-	return r.start(hctx, msg.Deliveries, job, base, log)
+	base.fence = l.Fence
+	return held(ctx, l, func(hctx context.Context) error {
+		// The previous holder may have been another delivery of this very job.
+		if done, err := r.replay(hctx, KindStart, job.JobID); done || err != nil {
+			return err
+		}
+		return r.start(hctx, msg.Deliveries, job, base, l, log)
+	})
 }
 
 // start runs the start sequence under the game's lease. Each step's failure
 // maps to one error code; infrastructure failures are returned for a retry.
-func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJob, base outcome, log *slog.Logger) error {
+func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJob, base outcome, l *lease.Lease, log *slog.Logger) error {
 	prev, err := r.Store.Runtime(ctx, job.GameID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -73,7 +75,18 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 			base.result, base.containerID = Succeeded, prev.ContainerID
 			return r.finish(ctx, base)
 		case ierr != nil && !cerrdefs.IsNotFound(ierr):
-			return ierr
+			if r.retryable(ctx, deliveries, ierr) {
+				return ierr
+			}
+			// The entry's last delivery, and the daemon cannot say whether
+			// the game runs: the start failed. The row keeps its state and
+			// container, which may well be fine; it names the failure.
+			o := base
+			o.result, o.code, o.message, o.containerID = Failed, ContainerStartFailed, ierr.Error(), prev.ContainerID
+			failed := prev
+			failed.LastErrorCode, failed.LastErrorMessage, failed.LastJobID = ContainerStartFailed, ierr.Error(), job.JobID
+			o.runtime = &failed
+			return r.finish(ctx, o)
 		}
 		// Recorded as running but the container is gone or stopped: start
 		// afresh; Create removes a stopped leftover of ours.
@@ -83,7 +96,7 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 
 	rt := store.Runtime{
 		GameID: job.GameID, ImageRef: job.ImageRef, Port: job.Config.Port, HealthPath: job.Config.HealthPath,
-		LastJobID: job.JobID,
+		LastJobID: job.JobID, Fence: l.Fence,
 	}
 	if err := r.Store.MarkStarting(ctx, rt); err != nil {
 		return err
@@ -102,7 +115,13 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 	}
 
 	if err := r.Engine.EnsureImage(ctx, job.ImageName(), r.Cfg.PullPolicy, r.Cfg.PullTimeout); err != nil {
-		return fail(ImagePullFailed, err)
+		// A daemon that left the image inspect unanswered says nothing
+		// about the image: the start failed on the daemon.
+		code := ImagePullFailed
+		if docker.IsUnanswered(err) {
+			code = ContainerStartFailed
+		}
+		return fail(code, err)
 	}
 	if err := r.Engine.CheckNetwork(ctx); err != nil {
 		return fail(ContainerStartFailed, err)
@@ -110,6 +129,11 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 	stateDir := filepath.Join(r.Cfg.StateRoot, job.GameID)
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fail(ContainerStartFailed, fmt.Errorf("create state directory: %w", err))
+	}
+	// Create may remove a leftover container of the game: only while this
+	// job is still the game's.
+	if err := r.guard(ctx, l, job.GameID); err != nil {
+		return err
 	}
 	id, err := r.Engine.Create(ctx, docker.Spec{
 		GameID: job.GameID, JobID: job.JobID, Image: job.ImageName(),
@@ -128,7 +152,11 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 			log.Error("remove container of a failed start; the reconcile loop retries", "container_id", id, "err", err)
 		}
 	}
-	if err := r.Store.SetContainer(ctx, job.GameID, id); err != nil {
+	if err := r.Store.SetContainer(ctx, job.GameID, id, l.Fence); err != nil {
+		removeCreated()
+		return err
+	}
+	if err := r.guard(ctx, l, job.GameID); err != nil {
 		removeCreated()
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"galaxy/platform/streams"
 	"galaxy/rtmanager/docker"
 	"galaxy/rtmanager/jobspec"
+	"galaxy/rtmanager/lease"
 	"galaxy/rtmanager/store"
 )
 
@@ -41,15 +42,16 @@ func (r *Runner) handleStop(ctx context.Context, msg streams.Message) error {
 		return err
 	}
 	defer release(ctx, l, log)
-	hctx, stop := l.Hold(ctx)
-	defer stop()
-	if done, err := r.replay(hctx, KindStop, job.JobID); done || err != nil {
-		return err
-	}
-	return r.stop(hctx, msg.Deliveries, job, base, log)
+	base.fence = l.Fence
+	return held(ctx, l, func(hctx context.Context) error {
+		if done, err := r.replay(hctx, KindStop, job.JobID); done || err != nil {
+			return err
+		}
+		return r.stop(hctx, msg.Deliveries, job, base, l, log)
+	})
 }
 
-func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob, base outcome, log *slog.Logger) error {
+func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob, base outcome, l *lease.Lease, log *slog.Logger) error {
 	rt, err := r.Store.Runtime(ctx, job.GameID)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -62,6 +64,16 @@ func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob
 	if rt.ContainerID != "" {
 		ids = append(ids, rt.ContainerID)
 	}
+	failed := func(id string, err error) error {
+		o := base
+		o.result, o.code, o.message, o.containerID = Failed, ContainerStopFailed, err.Error(), id
+		if known {
+			failed := rt
+			failed.LastErrorCode, failed.LastErrorMessage, failed.LastJobID = ContainerStopFailed, err.Error(), job.JobID
+			o.runtime = &failed
+		}
+		return r.finish(ctx, o)
+	}
 	byName, err := r.Engine.Inspect(ctx, docker.ContainerName(job.GameID))
 	switch {
 	case err == nil:
@@ -72,8 +84,14 @@ func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob
 		if r.retryable(ctx, deliveries, err) {
 			return err
 		}
+		// The entry's last delivery, and the daemon cannot say whether a
+		// container of the game exists: the stop is not done.
+		return failed(rt.ContainerID, err)
 	}
 	for _, id := range ids {
+		if err := r.guard(ctx, l, job.GameID); err != nil {
+			return err
+		}
 		err := r.Engine.Stop(ctx, id, r.Cfg.StopTimeout)
 		if err == nil {
 			err = r.Engine.Remove(ctx, id)
@@ -82,14 +100,7 @@ func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob
 			if r.retryable(ctx, deliveries, err) {
 				return err
 			}
-			o := base
-			o.result, o.code, o.message, o.containerID = Failed, ContainerStopFailed, err.Error(), id
-			if known {
-				failed := rt
-				failed.LastErrorCode, failed.LastErrorMessage, failed.LastJobID = ContainerStopFailed, err.Error(), job.JobID
-				o.runtime = &failed
-			}
-			return r.finish(ctx, o)
+			return failed(id, err)
 		}
 		log.Info("container stopped and removed", "container_id", id, "reason", job.Reason)
 	}

@@ -6,6 +6,12 @@
 // outbox entries, so the announcement can be neither lost (a crash after the
 // commit leaves the entry to publish) nor invented (a rolled-back change
 // leaves none). Publishing is the outbox package's job.
+//
+// Writes made by a job under a game lease carry the lease's fencing number
+// (rtmanager/lease). The row keeps the largest number that wrote it, and a
+// write with a smaller one fails with ErrFenced: a holder that lost its
+// lease — cut off from Redis, paused — cannot overwrite the state of the
+// holder that followed it.
 package store
 
 import (
@@ -38,6 +44,16 @@ const (
 // ErrNotFound is returned for an unknown game or job.
 var ErrNotFound = errors.New("not found")
 
+// ErrFenced is returned for a write under a game lease whose fencing number
+// is older than the one stored with the game: a later holder of the lease
+// has acted since, and this writer must stop.
+var ErrFenced = errors.New("stale game lease")
+
+func fenced(gameID string, fence, stored int64) error {
+	return fmt.Errorf("%w: game %s: this job's lease fence %d is older than the stored %d; a later holder of the game's lease has acted since",
+		ErrFenced, gameID, fence, stored)
+}
+
 // Runtime is one game's row.
 type Runtime struct {
 	GameID           string
@@ -52,6 +68,9 @@ type Runtime struct {
 	LastErrorMessage string
 	LastJobID        string
 	UpdatedAt        time.Time
+	// Fence is the fencing number of the newest lease that wrote the row; a
+	// write carrying a smaller one is refused (ErrFenced).
+	Fence int64
 }
 
 // Active reports whether the runtime is supposed to have a live container.
@@ -94,12 +113,12 @@ type Store struct {
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 const runtimeColumns = `game_id, state, image_ref, container_id, container_ip, port, health_path, health,
-	last_error_code, last_error_message, last_job_id, updated_at`
+	last_error_code, last_error_message, last_job_id, updated_at, fence`
 
 func scanRuntime(row pgx.Row) (Runtime, error) {
 	var r Runtime
 	err := row.Scan(&r.GameID, &r.State, &r.ImageRef, &r.ContainerID, &r.ContainerIP, &r.Port, &r.HealthPath,
-		&r.Health, &r.LastErrorCode, &r.LastErrorMessage, &r.LastJobID, &r.UpdatedAt)
+		&r.Health, &r.LastErrorCode, &r.LastErrorMessage, &r.LastJobID, &r.UpdatedAt, &r.Fence)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -167,7 +186,8 @@ func (s *Store) queryRuntimes(ctx context.Context, q string, args ...any) ([]Run
 
 // MarkStarting records that a start is in progress: the row exists with
 // state starting before any container does, so the reconcile loop does not
-// take a container being created for an orphan.
+// take a container being created for an orphan. r.Fence is the job's lease
+// fence (ErrFenced when a newer one is stored).
 func (s *Store) MarkStarting(ctx context.Context, r Runtime) error {
 	r.State = StateStarting
 	r.ContainerID, r.ContainerIP, r.Health = "", "", HealthUnknown
@@ -176,27 +196,91 @@ func (s *Store) MarkStarting(ctx context.Context, r Runtime) error {
 
 // SetContainer records the container a start created, before it is started,
 // so that a crash between create and the job's outcome leaves a row that
-// names the container.
-func (s *Store) SetContainer(ctx context.Context, gameID, containerID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE runtimes SET container_id = $2, updated_at = now() WHERE game_id = $1`, gameID, containerID)
+// names the container. fence is the job's lease fence (ErrFenced when a
+// newer one is stored).
+func (s *Store) SetContainer(ctx context.Context, gameID, containerID string, fence int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE runtimes SET container_id = $2, fence = $3, updated_at = now()
+		WHERE game_id = $1 AND fence <= $3`, gameID, containerID, fence)
 	if err != nil {
 		return fmt.Errorf("record container of %s: %w", gameID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return s.refusal(ctx, gameID, fence)
 	}
 	return nil
 }
 
+// Fence returns the fencing number stored with the game: 0 for a game
+// without a row. A job passes it as the floor of its lease acquisition.
+func (s *Store) Fence(ctx context.Context, gameID string) (int64, error) {
+	var f int64
+	err := s.pool.QueryRow(ctx, `SELECT fence FROM runtimes WHERE game_id = $1`, gameID).Scan(&f)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read fence of %s: %w", gameID, err)
+	}
+	return f, nil
+}
+
+// ClaimFence stores fence with the game unless a newer one is stored
+// (ErrFenced). A job calls it once it holds the lease, so that from then on
+// every older holder's write fails, and again right before each action the
+// store cannot fence (a Docker call), to learn that it has been superseded.
+// A game without a row is left without one.
+func (s *Store) ClaimFence(ctx context.Context, gameID string, fence int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE runtimes SET fence = $2 WHERE game_id = $1 AND fence <= $2`, gameID, fence)
+	if err != nil {
+		return fmt.Errorf("claim fence of %s: %w", gameID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if err := s.refusal(ctx, gameID, fence); !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// refusal explains a fenced write that changed no row: ErrFenced with the
+// stored number, or ErrNotFound when the game has no row.
+func (s *Store) refusal(ctx context.Context, gameID string, fence int64) error {
+	var stored int64
+	err := s.pool.QueryRow(ctx, `SELECT fence FROM runtimes WHERE game_id = $1`, gameID).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("game %s: %w", gameID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read fence of %s: %w", gameID, err)
+	}
+	return fenced(gameID, fence, stored)
+}
+
+// upsertRuntime writes r unless the row holds a fence newer than r.Fence
+// (ErrFenced).
 func upsertRuntime(ctx context.Context, tx pgx.Tx, r Runtime) error {
-	_, err := tx.Exec(ctx, `
+	var stored int64
+	err := tx.QueryRow(ctx, `
 		INSERT INTO runtimes (game_id, state, image_ref, container_id, container_ip, port, health_path, health,
-			last_error_code, last_error_message, last_job_id, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+			last_error_code, last_error_message, last_job_id, updated_at, fence)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12)
 		ON CONFLICT (game_id) DO UPDATE SET
 			state = EXCLUDED.state, image_ref = EXCLUDED.image_ref, container_id = EXCLUDED.container_id,
 			container_ip = EXCLUDED.container_ip, port = EXCLUDED.port, health_path = EXCLUDED.health_path,
 			health = EXCLUDED.health, last_error_code = EXCLUDED.last_error_code,
-			last_error_message = EXCLUDED.last_error_message, last_job_id = EXCLUDED.last_job_id, updated_at = now()`,
+			last_error_message = EXCLUDED.last_error_message, last_job_id = EXCLUDED.last_job_id, updated_at = now(),
+			fence = EXCLUDED.fence
+		WHERE runtimes.fence <= EXCLUDED.fence
+		RETURNING fence`,
 		r.GameID, r.State, r.ImageRef, r.ContainerID, r.ContainerIP, r.Port, r.HealthPath, r.Health,
-		r.LastErrorCode, r.LastErrorMessage, r.LastJobID)
+		r.LastErrorCode, r.LastErrorMessage, r.LastJobID, r.Fence).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The WHERE refused the update: a newer fence is stored.
+		if err := tx.QueryRow(ctx, `SELECT fence FROM runtimes WHERE game_id = $1`, r.GameID).Scan(&stored); err != nil {
+			return fmt.Errorf("read fence of %s: %w", r.GameID, err)
+		}
+		return fenced(r.GameID, r.Fence, stored)
+	}
 	if err != nil {
 		return fmt.Errorf("write runtime %s: %w", r.GameID, err)
 	}
@@ -222,8 +306,19 @@ func (s *Store) Job(ctx context.Context, kind, jobID string) (Job, error) {
 // FinishJob records a job's outcome, the runtime row it leaves behind (nil:
 // unchanged) and its outbox entries in one transaction. When the job is
 // already recorded — a redelivery, or a concurrent handler of the same entry
-// — nothing is written and recorded is false.
-func (s *Store) FinishJob(ctx context.Context, j Job, rt *Runtime, entries []OutboxEntry) (recorded bool, err error) {
+// — nothing is written and recorded is false. fence is the fence of the
+// lease the job held (0: none, for a job refused before it took one): when
+// the game's row holds a newer one, nothing is written and the error is
+// ErrFenced, so a stale holder's outcome can be neither recorded nor
+// announced.
+func (s *Store) FinishJob(ctx context.Context, j Job, fence int64, rt *Runtime, entries []OutboxEntry) (recorded bool, err error) {
+	if rt != nil {
+		// The row is written under the job's lease, whatever it was read
+		// with.
+		written := *rt
+		written.Fence = fence
+		rt = &written
+	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO runtime_jobs (job_kind, job_id, stream_entry_id, game_id, image_ref, outcome, error_code, error_message, container_id, finished_at)
@@ -235,6 +330,18 @@ func (s *Store) FinishJob(ctx context.Context, j Job, rt *Runtime, entries []Out
 		}
 		if tag.RowsAffected() == 0 {
 			return nil
+		}
+		if fence > 0 {
+			// Locked until the commit: no newer holder's write can slip in
+			// between this check and the job's record.
+			var stored int64
+			err := tx.QueryRow(ctx, `SELECT fence FROM runtimes WHERE game_id = $1 FOR UPDATE`, j.GameID).Scan(&stored)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("read fence of %s: %w", j.GameID, err)
+			}
+			if stored > fence {
+				return fenced(j.GameID, fence, stored)
+			}
 		}
 		recorded = true
 		if rt != nil {
@@ -350,12 +457,36 @@ func (s *Store) MarkPublished(ctx context.Context, id int64, entryID string) err
 	return nil
 }
 
-// PruneOutbox deletes published entries older than age, so the table does
-// not grow without bound.
-func (s *Store) PruneOutbox(ctx context.Context, age time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM runtime_outbox WHERE published_at IS NOT NULL AND published_at < now() - $1::interval`, age)
+// PurgeJobs deletes up to limit job outcomes finished before cutoff, oldest
+// first. An outcome is what makes a redelivered job a replay; entries are
+// redelivered only while pending, long before any retention.
+func (s *Store) PurgeJobs(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	return s.purge(ctx, `DELETE FROM runtime_jobs WHERE (job_kind, job_id) IN (
+		SELECT job_kind, job_id FROM runtime_jobs WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)`, cutoff, limit)
+}
+
+// PurgePublishedOutbox deletes up to limit outbox entries published before
+// cutoff, oldest first: once published, an entry only keeps a replayed job
+// from publishing it again, which PublishKeys also skips when it is gone.
+func (s *Store) PurgePublishedOutbox(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	return s.purge(ctx, `DELETE FROM runtime_outbox WHERE id IN (
+		SELECT id FROM runtime_outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2)`, cutoff, limit)
+}
+
+// PurgeEndedRuntimes deletes up to limit runtimes of games stopped or failed
+// with no change since cutoff, oldest first. A later start of such a game
+// records it afresh; its lease fence restarts from Redis's counter, and no
+// holder of a lease that old can still be acting.
+func (s *Store) PurgeEndedRuntimes(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	return s.purge(ctx, `DELETE FROM runtimes WHERE game_id IN (
+		SELECT game_id FROM runtimes WHERE state IN ('stopped', 'failed') AND updated_at < $1
+		ORDER BY updated_at LIMIT $2)`, cutoff, limit)
+}
+
+func (s *Store) purge(ctx context.Context, sql string, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, sql, cutoff, limit)
 	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
+		return 0, err
 	}
 	return tag.RowsAffected(), nil
 }
