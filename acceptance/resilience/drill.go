@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,23 +40,66 @@ var adminLists = map[string]string{
 	drillAdminType:  "drill-admin@example.com",
 }
 
-// The drill's pace and the faults' length. The flow lasts flowItems ×
-// flowGap; the fault starts after faultAfter items, so work is published
-// before, during and after it.
+// The drill's pace. The flow lasts flowItems × flowGap (4 s); the fault
+// starts after faultAfter items (1.2 s in), so work is published before and
+// during it, and after it for the faults shorter than the rest of the flow.
+// Every kind of work appears several times; more items would add Docker work
+// (a container per failed or healthy start), not cases.
 const (
-	flowItems  = 40 // 20 start jobs and 20 intents, alternating
-	flowGap    = 100 * time.Millisecond
-	faultAfter = 12
+	flowItems  = 20 // 10 start jobs and 10 intents, alternating
+	flowGap    = 200 * time.Millisecond
+	faultAfter = 6
+)
+
+// The drill's timers, set for every service by newDrill. Each fault's length
+// is stated against them (kill.go, redis.go, postgres.go, smtp.go), so that
+// it outlasts what it must and the spec proves the services' handling of
+// the fault rather than its brevity.
+const (
+	// drillClaimIdle and drillMaxDeliveries are every service's
+	// <P>_STREAM_CLAIM_IDLE and <P>_STREAM_MAX_DELIVERIES: an entry whose
+	// deliveries all fail is dead-lettered after deliveryBudget.
+	drillClaimIdle     = time.Second
+	drillMaxDeliveries = 3
+	deliveryBudget     = drillMaxDeliveries * drillClaimIdle
+	// Notification's route backoff, NOTIFICATION_ROUTE_BACKOFF_MIN/MAX and
+	// NOTIFICATION_ROUTE_MAX_ATTEMPTS: a route whose hand-offs all failed
+	// for reasons of its own would be dead after routeBudget (below).
+	drillRouteBackoffMin  = 200 * time.Millisecond
+	drillRouteBackoffMax  = time.Second
+	drillRouteMaxAttempts = 8
+	// drillRouteUnavailableFor bounds how long a route waits out a
+	// dependency: far longer than any fault here.
+	drillRouteUnavailableFor = time.Minute
+	// The Runtime Manager's lease timers: a game's lease lives drillLeaseTTL
+	// and a dead process's leases are taken over after drillLeaseOwnerTTL.
+	drillLeaseTTL      = 5 * time.Second // RTMANAGER_GAME_LEASE_TTL_SECONDS
+	drillLeaseOwnerTTL = 3 * time.Second // RTMANAGER_LEASE_OWNER_TTL
+)
+
+// routeBudget is how long a route is retried before its attempts run out:
+// the backoff delays after attempts 1 … drillRouteMaxAttempts−1, doubling
+// from drillRouteBackoffMin and capped at drillRouteBackoffMax (jitter only
+// shortens them): 0.2 + 0.4 + 0.8 + 4 × 1 = 5.4 s.
+var routeBudget = harness.BackoffBudget(drillRouteBackoffMin, drillRouteBackoffMax, drillRouteMaxAttempts)
+
+// The bounds of the waits, against the timers above and the longest fault
+// (redisDowntime, under 10 s; the SMTP outage, smtpDowntime, is held until
+// Mail has retried).
+const (
 	// recoveryTimeout bounds the wait for the system to be whole after the
-	// repair. The slowest honest case is a Runtime Manager killed while it
-	// held a game's lease: the redelivered job waits for the lease to
-	// expire or its dead owner's liveness key to lapse (drillLeaseTTL,
-	// drillLeaseOwnerTTL); the bound leaves ample room over both.
+	// repair. After a repair every piece of work waits at most: a claim
+	// (drillClaimIdle), a route's retry (drillRouteBackoffMax), a lease to
+	// expire or a dead owner's liveness key to lapse (drillLeaseTTL,
+	// drillLeaseOwnerTTL — the slowest honest case, a Runtime Manager
+	// killed while it held a game's lease), or Mail's next SMTP retry after
+	// smtpDowntime (at most its second delay, 2 × mailRetryBackoffMin). The bound
+	// leaves ample room over the largest on a loaded machine.
 	recoveryTimeout = 2 * time.Minute
-	// The Runtime Manager's lease timers in the drill (see newDrill).
-	drillLeaseTTL      = "5"  // RTMANAGER_GAME_LEASE_TTL_SECONDS
-	drillLeaseOwnerTTL = "3s" // RTMANAGER_LEASE_OWNER_TTL
-	specTimeout        = 6 * time.Minute
+	// specTimeout covers the flow, the longest fault, recoveryTimeout and
+	// the checks after it (each bounded by the suite's Eventually timeout
+	// or a minute).
+	specTimeout = 6 * time.Minute
 )
 
 // drill is one spec's pipeline and the work it pushes through it.
@@ -158,30 +202,51 @@ func everything(*item) bool { return true }
 // to start and must be removed) and a healthy one, alternating with admin
 // and user intents.
 //
-// The drill's timers are short, and each is stated against the faults
-// (a process dead, Redis or PostgreSQL down, for 2–3 s):
+// The drill's timers (drillClaimIdle and the rest) are short, so that a
+// fault can outlast each of them within seconds:
+//   - every service claims an idle entry after drillClaimIdle and
+//     dead-letters one after drillMaxDeliveries failed deliveries, so a
+//     dependency outage past deliveryBudget proves that its entries are
+//     retried in place instead of spending their deliveries;
 //   - Notification's route backoff, 200 ms doubling to 1 s over its 8
-//     attempts, lets a route wait about 5 s for Mail's stream: longer than
-//     any fault here, so no route goes dead (the pipeline's 100 ms flat
-//     backoff would give it under one second);
+//     attempts (routeBudget, 5.4 s), is outlasted by the Redis outage, so
+//     it proves that a route waiting for Redis does not spend its attempts
+//     once NOTIFICATION_ROUTE_UNAVAILABLE_FOR is set (the pipeline's 100 ms
+//     flat backoff would give it under one second);
 //   - the Runtime Manager's game lease lives drillLeaseTTL, and a dead
 //     process's leases are taken over after drillLeaseOwnerTTL, so a job
 //     caught holding a lease by a fault is redelivered and finished within
 //     seconds rather than after the service's 30 s.
 func newDrill(ctx SpecContext, opts drillOptions) *drill {
-	pipelineOpts := harness.PipelineOptions{
-		AdminEmails: adminLists,
-		Env: map[string]map[string]string{
-			"notification": {
-				"NOTIFICATION_ROUTE_BACKOFF_MIN": "200ms",
-				"NOTIFICATION_ROUTE_BACKOFF_MAX": "1s",
-			},
-			"rtmanager": {
-				"RTMANAGER_GAME_LEASE_TTL_SECONDS": drillLeaseTTL,
-				"RTMANAGER_LEASE_OWNER_TTL":        drillLeaseOwnerTTL,
-			},
+	env := map[string]map[string]string{
+		"notification": {
+			"NOTIFICATION_ROUTE_BACKOFF_MIN":  drillRouteBackoffMin.String(),
+			"NOTIFICATION_ROUTE_BACKOFF_MAX":  drillRouteBackoffMax.String(),
+			"NOTIFICATION_ROUTE_MAX_ATTEMPTS": strconv.Itoa(drillRouteMaxAttempts),
+			// Routes wait out Redis or the User Service down, as
+			// docs/notification.md advises for production; unset, the
+			// contract's rule would make the routes of an outage longer
+			// than routeBudget dead.
+			"NOTIFICATION_ROUTE_UNAVAILABLE_FOR": drillRouteUnavailableFor.String(),
+		},
+		"rtmanager": {
+			"RTMANAGER_GAME_LEASE_TTL_SECONDS": strconv.Itoa(int(drillLeaseTTL / time.Second)),
+			"RTMANAGER_LEASE_OWNER_TTL":        drillLeaseOwnerTTL.String(),
+		},
+		"mail": {
+			"MAIL_RETRY_BACKOFF_MIN": mailRetryBackoffMin.String(),
+			"MAIL_RETRY_BACKOFF_MAX": mailRetryBackoffMax.String(),
+			"MAIL_MAX_ATTEMPTS":      strconv.Itoa(mailMaxAttempts),
 		},
 	}
+	// The User Service reads no stream.
+	for name, vars := range env {
+		def, ok := harness.LookupService(name)
+		Expect(ok).To(BeTrue(), "service %s", name)
+		vars[def.Prefix+"STREAM_CLAIM_IDLE"] = drillClaimIdle.String()
+		vars[def.Prefix+"STREAM_MAX_DELIVERIES"] = strconv.Itoa(drillMaxDeliveries)
+	}
+	pipelineOpts := harness.PipelineOptions{AdminEmails: adminLists, Env: env}
 	var smtpServer []*harness.Process
 	if opts.mailpit != nil {
 		pipelineOpts.SMTPAddr = opts.mailpit.SMTPAddr

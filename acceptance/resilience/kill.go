@@ -12,8 +12,12 @@ import (
 )
 
 // killDowntime is how long a killed service stays dead while the flow goes
-// on: its stream keeps filling, and what it had in hand stays pending.
-const killDowntime = 2 * time.Second
+// on: its stream keeps filling, and what it had in hand stays pending. Twice
+// drillClaimIdle: the entries the dead process held are past their claim
+// idle when it is back, so the restarted process (or another consumer) must
+// reclaim its predecessor's entries, and the ones that arrived meanwhile
+// have waited a whole claim idle too.
+const killDowntime = 2 * drillClaimIdle
 
 var _ = describe("a service killed with SIGKILL while work flows", func() {
 	DescribeTable("comes back whole once it is restarted",

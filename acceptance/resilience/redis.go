@@ -11,8 +11,13 @@ import (
 )
 
 // redisDowntime is how long Redis stays down while the flow goes on (the
-// drill's publisher keeps retrying, as a producer would).
-const redisDowntime = 2 * time.Second
+// drill's publisher keeps retrying, as a producer would): longer than both
+// budgets an outage can spend, plus a claim idle — deliveryBudget (an
+// entry's deliveries, 3 s) and routeBudget (a Notification route's
+// attempts, 5.4 s) — so every entry and route caught by the outage proves
+// it is retried for as long as Redis is away rather than dead-lettered or
+// made dead.
+var redisDowntime = max(deliveryBudget, routeBudget) + drillClaimIdle
 
 var _ = describe("Redis restarted mid-flight", func() {
 	It("loses nothing when Redis crashes with its append-only file on", speclabel.SlowSpec(), func(ctx SpecContext) {

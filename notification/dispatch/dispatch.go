@@ -3,6 +3,13 @@
 // mail stream, and decides each route's next state — routed, skipped, retried
 // later with backoff, or dead once its attempts run out.
 //
+// A failure is either the route's own or a dependency's: Redis or the User
+// Service unavailable. By the contract's rule (CONTRACTS §4) both count
+// toward MaxAttempts. With UnavailableFor set, only the route's own failures
+// do; a dependency's outage is waited out, retried at the backoff ceiling
+// for as long as it lasts, up to UnavailableFor after the intent entered its
+// stream.
+//
 // It runs inside a store transaction that holds the notifications' row
 // locks, both for fresh intents (intake) and for due retries (RunRetries).
 package dispatch
@@ -10,13 +17,16 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/notification/intent"
 	"galaxy/notification/routing"
 	"galaxy/notification/store"
 	"galaxy/notification/users"
@@ -25,9 +35,20 @@ import (
 
 // Mail command fields (CONTRACTS §3, mail:delivery_commands).
 const (
-	mailSource       = "notification"
-	mailPayloadMode  = "template"
-	displayNameField = "user_display_name"
+	mailSource      = "notification"
+	mailPayloadMode = "template"
+)
+
+// ReasonUnavailableTooLong is the reason of a route made dead because its
+// hand-off still found a dependency unavailable UnavailableFor after its
+// intent entered its stream.
+const ReasonUnavailableTooLong = "dependency_unavailable"
+
+// The dependencies whose unavailability a failed hand-off can be due to, as
+// named in metrics and logs.
+const (
+	dependencyRedis       = "redis"
+	dependencyUserService = "user_service"
 )
 
 // Resolver looks users up; *users.Client is the real one.
@@ -42,9 +63,18 @@ type Dispatcher struct {
 	MailStream  string
 	AdminLocale string
 	Backoff     routing.Backoff
+	// MaxAttempts bounds the attempts of a route whose hand-off fails for
+	// a reason of its own: the attempt that reaches it and fails makes the
+	// route dead.
 	MaxAttempts int
-	Metrics     *Metrics
-	Logger      *slog.Logger
+	// UnavailableFor, when positive, has routes wait out a dependency: a
+	// route whose hand-off finds Redis or the User Service unavailable
+	// stays pending (without regard to MaxAttempts) until this long after
+	// its intent entered its stream, then it is dead. Zero: such failures
+	// count toward MaxAttempts like any other (CONTRACTS §4).
+	UnavailableFor time.Duration
+	Metrics        *Metrics
+	Logger         *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -74,7 +104,7 @@ type delivery struct {
 }
 
 func (d *Dispatcher) handOff(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) []store.RouteUpdate {
-	updates := d.attempt(ctx, routes, fresh)
+	updates, unavailable := d.attempt(ctx, routes, fresh)
 	failed, first := 0, ""
 	for _, u := range updates {
 		if u.Status == routing.RoutePending {
@@ -85,13 +115,19 @@ func (d *Dispatcher) handOff(ctx context.Context, routes []store.PendingRoute, f
 		}
 	}
 	if failed > 0 {
-		d.Logger.Warn("hand-offs failed; retrying with backoff", "routes", failed, "of", len(routes), "first_error", first)
+		// unavailable of them wait for a dependency: their attempts do not
+		// count toward MaxAttempts.
+		d.Logger.Warn("hand-offs failed; retrying with backoff", "routes", failed, "of", len(routes),
+			"unavailable", unavailable, "first_error", first)
 	}
 	return updates
 }
 
-func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) []store.RouteUpdate {
+// attempt hands off routes and returns their updates, and how many of them
+// failed because a dependency was unavailable.
+func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) ([]store.RouteUpdate, int) {
 	start := d.now()
+	unavailable := 0
 	updates := make([]store.RouteUpdate, 0, len(routes))
 	ready := make([]delivery, 0, len(routes))
 
@@ -116,7 +152,12 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		if resolveErr != nil {
 			// Nothing reached the mail stream: the uncertainty (if any)
 			// stays what it was.
-			updates = append(updates, d.failed(r, start, "user service: "+resolveErr.Error(), d.priorUncertainty(r, fresh)))
+			dep := ""
+			if streams.IsUnavailable(resolveErr) {
+				dep = dependencyUserService
+				unavailable++
+			}
+			updates = append(updates, d.failed(r, start, "user service: "+resolveErr.Error(), d.priorUncertainty(r, fresh), dep))
 			continue
 		}
 		u, ok := resolved[r.UserID]
@@ -135,7 +176,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		if err != nil {
 			// The payload was validated as an object when recorded; this
 			// cannot happen short of a corrupted row.
-			updates = append(updates, d.failed(r, start, err.Error(), d.priorUncertainty(r, fresh)))
+			updates = append(updates, d.failed(r, start, err.Error(), d.priorUncertainty(r, fresh), ""))
 			continue
 		}
 		locale := u.Locale
@@ -145,7 +186,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		ready = append(ready, delivery{route: r, recipient: u.Email, locale: locale, variables: vars})
 	}
 	if len(ready) == 0 {
-		return updates
+		return updates, unavailable
 	}
 
 	// A route whose earlier hand-off may have reached the stream is looked
@@ -199,13 +240,37 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 			if prior := d.priorUncertainty(dl.route, fresh); prior > 0 && prior < uncertain {
 				uncertain = prior
 			}
-			updates = append(updates, d.failed(dl.route, start, fmt.Sprintf("mail stream %s: %v", d.MailStream, err), uncertain))
+			dep := ""
+			if redisUnavailable(err) {
+				dep = dependencyRedis
+				unavailable++
+			}
+			updates = append(updates, d.failed(dl.route, start, fmt.Sprintf("mail stream %s: %v", d.MailStream, err), uncertain, dep))
 			continue
 		}
 		d.Metrics.HandOffLatency.Observe(done.Sub(time.UnixMilli(dl.route.IntentAtMS)).Seconds())
 		updates = append(updates, d.routed(dl, id, done))
 	}
-	return updates
+	return updates, unavailable
+}
+
+// redisUnavailable reports whether a failed write says Redis cannot serve
+// now — unreachable, timed out, the connection lost, or a server answering
+// that it is loading, read-only, out of memory, without its primary or
+// replicas, busy or overloaded — rather than refusing the command itself
+// (WRONGTYPE on a mail stream key holding something else, for example).
+func redisUnavailable(err error) bool {
+	if streams.IsUnavailable(err) {
+		return true
+	}
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		// No answer from the server: dial, I/O, timeout, pool, closed client.
+		return true
+	}
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsOOMError(err) ||
+		redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
+		redis.IsNoReplicasError(err) || redis.IsMaxClientsError(err) || strings.HasPrefix(reply.Error(), "BUSY ")
 }
 
 // command builds the mail command of a delivery (template mode, one
@@ -255,14 +320,33 @@ func (d *Dispatcher) skipped(r store.PendingRoute, now time.Time, reason, recipi
 }
 
 // failed schedules the next attempt, or makes the route dead when this was
-// its last.
-func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, maybeSentSince int64) store.RouteUpdate {
+// its last. dependency names the dependency found unavailable ("" when the
+// failure is the route's own): with UnavailableFor set, such an attempt is
+// recorded (attempts counts every try, so the backoff reaches its ceiling)
+// but never makes the route dead by MaxAttempts, only once UnavailableFor
+// has passed since its intent entered its stream.
+func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, maybeSentSince int64, dependency string) store.RouteUpdate {
 	attempts := r.Attempts + 1
 	u := store.RouteUpdate{
 		IntentID: r.IntentID, RouteID: r.RouteID, Attempts: attempts, LastError: cause,
 		LastAttemptAtMS: now.UnixMilli(), MaybeSentSinceMS: maybeSentSince,
 	}
-	if attempts >= d.MaxAttempts {
+	waitsOut := dependency != "" && d.UnavailableFor > 0
+	if dependency != "" {
+		d.Metrics.Unavailable.WithLabelValues(dependency).Inc()
+	}
+	if waitsOut {
+		if waited := now.Sub(time.UnixMilli(r.IntentAtMS)); waited >= d.UnavailableFor {
+			u.Status = routing.RouteDead
+			u.Reason = ReasonUnavailableTooLong
+			d.Metrics.Routes.WithLabelValues(routing.RouteDead).Inc()
+			d.Logger.Warn("route dead: dependency unavailable for longer than NOTIFICATION_ROUTE_UNAVAILABLE_FOR",
+				"intent_entry_id", r.IntentID, "route_id", r.RouteID, "dependency", dependency,
+				"waited", waited.Round(time.Second), "attempts", attempts, "last_error", cause)
+			return u
+		}
+	}
+	if !waitsOut && attempts >= d.MaxAttempts {
 		u.Status = routing.RouteDead
 		u.Reason = routing.ReasonAttemptsExhausted
 		d.Metrics.Routes.WithLabelValues(routing.RouteDead).Inc()
@@ -276,25 +360,13 @@ func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, m
 	// One line per route would flood the log when a dependency is down;
 	// handOff logs a summary per batch instead.
 	d.Logger.Debug("hand-off failed; will retry", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
-		"attempt", attempts, "next_attempt_at_ms", u.NextAttemptAtMS, "err", cause)
+		"attempt", attempts, "unavailable", dependency, "next_attempt_at_ms", u.NextAttemptAtMS, "err", cause)
 	return u
 }
 
 // withDisplayName adds user_display_name to a payload object (replacing a
-// producer's value of that name: the User Service is the authority).
+// producer's value of that name: the User Service is the authority),
+// keeping the payload's bytes as they are (intent.TemplateVariables).
 func withDisplayName(payload, name string) (string, error) {
-	var vars map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(payload), &vars); err != nil {
-		return "", fmt.Errorf("decode payload: %w", err)
-	}
-	if vars == nil {
-		vars = map[string]json.RawMessage{}
-	}
-	n, _ := json.Marshal(name)
-	vars[displayNameField] = n
-	b, err := json.Marshal(vars)
-	if err != nil {
-		return "", fmt.Errorf("encode template variables: %w", err)
-	}
-	return string(b), nil
+	return intent.TemplateVariables(payload, name)
 }

@@ -20,6 +20,10 @@ type Metrics struct {
 	Recovered prometheus.Counter
 	// BatchSize is the number of intents recorded per database transaction.
 	BatchSize prometheus.Histogram
+	// Unavailable counts failed hand-off attempts by the dependency found
+	// unavailable (redis, user_service): retried without counting toward
+	// the route's attempts limit. Each is also one retry (or dead) in Routes.
+	Unavailable *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg.
@@ -47,13 +51,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Intents recorded per database transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
+		Unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "notification_handoff_unavailable_total",
+			Help: "Failed hand-off attempts that found a dependency unavailable (not counted toward the attempts limit), by dependency.",
+		}, []string{"dependency"}),
 	}
-	reg.MustRegister(m.Intents, m.Routes, m.HandOffLatency, m.Recovered, m.BatchSize)
+	reg.MustRegister(m.Intents, m.Routes, m.HandOffLatency, m.Recovered, m.BatchSize, m.Unavailable)
 	for _, o := range []string{"accepted", "skipped", "duplicate", "rejected", "redelivered", "dead_lettered"} {
 		m.Intents.WithLabelValues(o)
 	}
 	for _, s := range []string{"routed", "skipped", "dead", "retry"} {
 		m.Routes.WithLabelValues(s)
+	}
+	for _, dep := range []string{dependencyRedis, dependencyUserService} {
+		m.Unavailable.WithLabelValues(dep)
 	}
 	return m
 }

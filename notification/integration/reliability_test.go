@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,9 +78,15 @@ func TestUserServiceDownThenUp(t *testing.T) {
 }
 
 // A route whose attempts run out is dead, visible on the API and the metrics.
+// The failure must be the route's own — a User Service refusing the call —
+// for an unreachable one is waited out (outage_test.go).
 func TestRouteDiesAfterMaxAttempts(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"code":"invalid_request"}}`, http.StatusBadRequest)
+	}))
+	t.Cleanup(refusing.Close)
 	s := startNotification(t, map[string]string{
-		"NOTIFICATION_USER_SERVICE_BASE_URL": "http://" + closedAddress(t),
+		"NOTIFICATION_USER_SERVICE_BASE_URL": refusing.URL,
 		"NOTIFICATION_ROUTE_BACKOFF_MIN":     "50ms",
 		"NOTIFICATION_ROUTE_BACKOFF_MAX":     "100ms",
 		"NOTIFICATION_ROUTE_MAX_ATTEMPTS":    "3",

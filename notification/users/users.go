@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"galaxy/platform/streams"
 )
 
 // MaxBatch is the User Service's limit of IDs per resolve call.
@@ -67,7 +69,11 @@ func (c *Client) WithToken(token string) *Client {
 // Resolve looks up ids (any number; batched by MaxBatch) and returns the users
 // found by ID. IDs absent from the result are unknown to the User Service.
 // Any failure (transport, timeout, non-200, bad body) is an error for the
-// whole call: the caller retries later.
+// whole call: the caller retries later. A failure that says the service is
+// unavailable rather than that it refused this call — unreachable, timed
+// out, cut off mid-answer, 5xx or 429 — is marked with streams.Unavailable,
+// so the caller can wait out an outage instead of spending the routes'
+// attempts on it.
 func (c *Client) Resolve(ctx context.Context, ids []string) (map[string]User, error) {
 	out := make(map[string]User, len(ids))
 	for start := 0; start < len(ids); start += MaxBatch {
@@ -97,15 +103,19 @@ func (c *Client) resolveBatch(ctx context.Context, ids []string, out map[string]
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("resolve %d users: %w", len(ids), err)
+		return streams.Unavailable(fmt.Errorf("resolve %d users: %w", len(ids), err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return fmt.Errorf("resolve %d users: read response: %w", len(ids), err)
+		return streams.Unavailable(fmt.Errorf("resolve %d users: read response: %w", len(ids), err))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("resolve %d users: POST %s: status %d: %s", len(ids), url, resp.StatusCode, snippet(raw))
+		err := fmt.Errorf("resolve %d users: POST %s: status %d: %s", len(ids), url, resp.StatusCode, snippet(raw))
+		if unavailableStatus(resp.StatusCode) {
+			return streams.Unavailable(err)
+		}
+		return err
 	}
 	if len(raw) > maxResponseBytes {
 		return fmt.Errorf("resolve %d users: response larger than %d bytes", len(ids), maxResponseBytes)
@@ -128,6 +138,13 @@ func (c *Client) resolveBatch(ctx context.Context, ids []string, out map[string]
 		}
 	}
 	return nil
+}
+
+// unavailableStatus reports whether an answer says the service cannot serve
+// now (overloaded, failing, behind a proxy that cannot reach it), as opposed
+// to refusing the request itself (4xx other than 429).
+func unavailableStatus(code int) bool {
+	return code >= 500 || code == http.StatusTooManyRequests
 }
 
 // Check is a readiness check: the User Service's /healthz answers 200.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"galaxy/notification/users"
+	"galaxy/platform/streams"
 )
 
 // The real User Service is exercised by notification/integration; this fake
@@ -115,5 +116,55 @@ func TestResolveSendsTheBearerToken(t *testing.T) {
 	}
 	if got.Load() != "" {
 		t.Fatalf("no token configured, but sent %q", got.Load())
+	}
+}
+
+// A failure that says the User Service cannot serve now is marked
+// unavailable (the caller waits it out); one that says it refused the call,
+// or answered something unreadable, is not.
+func TestResolveMarksUnavailabilityApartFromRefusals(t *testing.T) {
+	status := func(code int) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"error":{"code":"x"}}`, code)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>")) }))
+	t.Cleanup(garbage.Close)
+
+	for _, c := range []struct {
+		name, url   string
+		unavailable bool
+	}{
+		{"503", status(http.StatusServiceUnavailable), true},
+		{"500", status(http.StatusInternalServerError), true},
+		{"502", status(http.StatusBadGateway), true},
+		{"429", status(http.StatusTooManyRequests), true},
+		{"timeout", slow.URL, true},
+		{"connection refused", closedURL, true},
+		{"400", status(http.StatusBadRequest), false},
+		{"401", status(http.StatusUnauthorized), false},
+		{"404", status(http.StatusNotFound), false},
+		{"garbage", garbage.URL, false},
+	} {
+		_, err := users.New(c.url, 100*time.Millisecond).Resolve(t.Context(), []string{"a"})
+		if err == nil {
+			t.Errorf("%s: want an error", c.name)
+			continue
+		}
+		if got := streams.IsUnavailable(err); got != c.unavailable {
+			t.Errorf("%s: unavailable = %v, want %v (%v)", c.name, got, c.unavailable, err)
+		}
 	}
 }

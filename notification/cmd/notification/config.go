@@ -32,6 +32,13 @@ type Config struct {
 	RouteBackoffMin  config.Duration `env:"ROUTE_BACKOFF_MIN" envDefault:"1s"`
 	RouteBackoffMax  config.Duration `env:"ROUTE_BACKOFF_MAX" envDefault:"5m"`
 	RouteMaxAttempts int             `env:"ROUTE_MAX_ATTEMPTS" envDefault:"8"`
+	// RouteUnavailableFor, when set, has routes wait out Redis or the User
+	// Service being unavailable for up to this long after their intent
+	// entered its stream: those failures then do not count toward
+	// ROUTE_MAX_ATTEMPTS. Unset, the contract's rule holds (CONTRACTS §4):
+	// every failed hand-off counts, and an outage longer than the route's
+	// backoff budget makes its routes dead.
+	RouteUnavailableFor config.Duration `env:"ROUTE_UNAVAILABLE_FOR"`
 
 	// IntentsConcurrency is how many stream workers (and so intents in
 	// flight) one process runs; their entries are recorded in shared batches.
@@ -56,6 +63,11 @@ func (c *Config) Validate(prefix string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%sUSER_SERVICE_BASE_URL: %q is not an http(s) URL", prefix, c.UserServiceBaseURL)
 	}
+	// Mail refuses a command whose locale is longer (docs/contracts.md,
+	// Limits): every admin mail would be lost.
+	if len(c.AdminLocale) > maxLocaleBytes {
+		return fmt.Errorf("%sADMIN_LOCALE: longer than %d bytes", prefix, maxLocaleBytes)
+	}
 	if _, err := language.Parse(c.AdminLocale); err != nil {
 		return fmt.Errorf("%sADMIN_LOCALE: %q is not a BCP 47 language tag", prefix, c.AdminLocale)
 	}
@@ -66,6 +78,12 @@ func (c *Config) Validate(prefix string) error {
 	if c.RouteMaxAttempts < 1 {
 		return fmt.Errorf("%sROUTE_MAX_ATTEMPTS: must be at least 1, got %d", prefix, c.RouteMaxAttempts)
 	}
+	if c.RouteUnavailableFor != 0 && c.RouteUnavailableFor < c.RouteBackoffMax {
+		// Shorter, a route would die of an outage before being retried once
+		// at the backoff ceiling.
+		return fmt.Errorf("%sROUTE_UNAVAILABLE_FOR: %s is below %sROUTE_BACKOFF_MAX %s",
+			prefix, c.RouteUnavailableFor.D(), prefix, c.RouteBackoffMax.D())
+	}
 	if c.IntentsConcurrency < 1 || c.IntentsConcurrency > 1024 {
 		return fmt.Errorf("%sINTENTS_CONCURRENCY: must be from 1 to 1024, got %d", prefix, c.IntentsConcurrency)
 	}
@@ -74,3 +92,7 @@ func (c *Config) Validate(prefix string) error {
 	}
 	return nil
 }
+
+// maxLocaleBytes is the longest locale the User Service stores and Mail
+// accepts.
+const maxLocaleBytes = 64
