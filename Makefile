@@ -27,7 +27,7 @@ SOAK_RATE ?= 50
 # through the ginkgo CLI.
 GO_PACKAGES = $$($(GO) list ./... | grep -v '^galaxy/acceptance\(/\|$$\)')
 
-.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold load soak test clean
+.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold load soak soak-retention test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -100,6 +100,9 @@ load: images ## the whole pipeline at RATE start jobs/s for DURATION (80, 60s); 
 
 soak: images ## ten minutes at about half capacity (SOAK_RATE=50 jobs/s); memory plot in reports/
 	$(GO) run ./loadtest/cmd/pipelineload -soak -rate $(SOAK_RATE) -out $(REPORTS)
+
+soak-retention: images ## five minutes with a 30 s retention: Redis, streams and tables must level off; reports/retention-soak.csv
+	$(GO) run ./loadtest/cmd/retentionsoak -rate 20 -duration 5m -retention 30s -out $(REPORTS)
 
 test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile)
 	$(MAKE) acceptance PROFILE=ci

@@ -359,3 +359,18 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Delivery, bool, error) {
 	}
 	return out, more, nil
 }
+
+// PurgeFinished deletes up to limit deliveries that are sent or failed and
+// were accepted before cutoff, oldest first, and returns how many it deleted.
+// Queued, sending and retrying deliveries are kept whatever their age.
+func (s *Store) PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+DELETE FROM mail_deliveries WHERE delivery_id IN (
+	SELECT delivery_id FROM mail_deliveries
+	WHERE created_at < $1 AND status IN ('sent', 'failed')
+	ORDER BY created_at LIMIT $2)`, pgx.QueryExecModeExec, cutoff, limit)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}

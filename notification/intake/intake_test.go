@@ -130,35 +130,3 @@ func TestWorkersShareBatches(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
-
-// Idle consumers without pending entries are pruned; one holding an entry is
-// kept whatever its idle time.
-func TestPruneConsumers(t *testing.T) {
-	ctx := t.Context()
-	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true})
-	defer rdb.Close()
-	stream := "notification:intents:" + harness.UniqueSuffix()
-	if err := streams.EnsureGroup(ctx, rdb, stream, intake.Group); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []string{"gone-1", "gone-2"} {
-		if err := rdb.XGroupCreateConsumer(ctx, stream, intake.Group, c).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"a": "b"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: intake.Group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond)
-	n, err := intake.PruneConsumers(ctx, rdb, stream, intake.Group, 10*time.Millisecond)
-	if err != nil || n != 2 {
-		t.Fatalf("want 2 pruned, got %d %v", n, err)
-	}
-	left, _ := rdb.XInfoConsumers(ctx, stream, intake.Group).Result()
-	if len(left) != 1 || left[0].Name != "holder" {
-		t.Fatalf("left: %+v", left)
-	}
-}

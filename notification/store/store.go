@@ -345,3 +345,18 @@ func entryLess(a, b string) bool {
 // time. With cached named statements it settles on a generic plan while the
 // tables are small — sequential scans — and keeps it as they grow.
 const oneShot = pgx.QueryExecModeCacheDescribe
+
+// PurgeFinished deletes up to limit notifications that are no longer
+// pending and whose intent entered the stream before cutoff, oldest first,
+// with their routes, and returns how many it deleted.
+func (s *Store) PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+DELETE FROM notifications WHERE intent_id IN (
+	SELECT intent_id FROM notifications
+	WHERE id_ms < $1 AND status <> 'pending'
+	ORDER BY id_ms LIMIT $2)`, oneShot, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}

@@ -172,6 +172,23 @@ type Base struct {
 	// StreamConsumer names this process in its consumer groups. A stable name
 	// lets a restarted process pick up its own pending entries at once.
 	StreamConsumer string `env:"STREAM_CONSUMER"`
+	// StreamRetention is how long an entry of a stream the service consumes
+	// is kept; older ones are trimmed unless a consumer group still needs
+	// them (see streams.Housekeeper). StreamDeadRetention is the same for
+	// its dead-letter stream, kept longer for an operator to act on.
+	StreamRetention     Duration `env:"STREAM_RETENTION" envDefault:"168h"`
+	StreamDeadRetention Duration `env:"STREAM_DEAD_RETENTION" envDefault:"720h"`
+	// StreamConsumerIdle is how long a consumer name with nothing pending
+	// may stay unused before it is deleted from its group.
+	StreamConsumerIdle Duration `env:"STREAM_CONSUMER_IDLE" envDefault:"24h"`
+	// RecordRetention is how long a finished record (a delivery, a
+	// notification, a job outcome) is kept. It must be at least
+	// StreamRetention: a command still in a stream must find its record, or
+	// a copy of it sent again would be handled again.
+	RecordRetention Duration `env:"RECORD_RETENTION" envDefault:"720h"`
+	// HousekeepingInterval is the pause between rounds of trimming streams
+	// and deleting records past their retention.
+	HousekeepingInterval Duration `env:"HOUSEKEEPING_INTERVAL" envDefault:"1m"`
 	// InternalAPIToken, when set, is required as a bearer token on the
 	// internal API (not on /healthz, /readyz, /metrics).
 	InternalAPIToken string `env:"INTERNAL_API_TOKEN"`
@@ -181,6 +198,10 @@ type Base struct {
 func (b *Base) Validate(prefix string) error {
 	if b.StreamMaxDeliveries < 1 {
 		return fmt.Errorf("%sSTREAM_MAX_DELIVERIES: must be at least 1, got %d", prefix, b.StreamMaxDeliveries)
+	}
+	if b.RecordRetention < b.StreamRetention {
+		return fmt.Errorf("%sRECORD_RETENTION: %s is shorter than %sSTREAM_RETENTION %s; records must outlive the stream entries that refer to them",
+			prefix, b.RecordRetention.D(), prefix, b.StreamRetention.D())
 	}
 	return nil
 }

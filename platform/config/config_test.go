@@ -37,6 +37,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"X_TIMEOUT":               {"X_TIMEOUT": "-1s"},
 		"X_POSTGRES_DSN":          {},
 		"X_STREAM_MAX_DELIVERIES": {"X_STREAM_MAX_DELIVERIES": "0"},
+		"X_STREAM_RETENTION":      {"X_STREAM_RETENTION": "0s"},
+		"X_RECORD_RETENTION":      {"X_STREAM_RETENTION": "48h", "X_RECORD_RETENTION": "24h"},
 	}
 	for variable, env := range cases {
 		t.Run(variable, func(t *testing.T) {

@@ -69,3 +69,25 @@ func Exit(logger *slog.Logger, err error) {
 		os.Exit(1)
 	}
 }
+
+// Every is the Run of a housekeeping part: it calls round at once and then
+// every interval until ctx ends. A failed round is logged, not returned:
+// housekeeping that fails (a dependency down) is retried by the next round
+// and must not stop the service.
+func Every(interval time.Duration, logger *slog.Logger, what string, round func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if err := round(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn(what+" failed; the next round retries", "err", err, "next_in", interval.String())
+			}
+			t.Reset(interval)
+		}
+	}
+}

@@ -57,3 +57,22 @@ func TestShutdownBudgetIsEnforced(t *testing.T) {
 		t.Fatalf("Run waited %s past a 100ms budget", waited)
 	}
 }
+
+// A failing round is retried at the next interval and does not end the part.
+func TestEveryRetriesAFailedRound(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	rounds := 0
+	run := lifecycle.Every(time.Millisecond, quiet, "test round", func(context.Context) error {
+		rounds++
+		if rounds == 3 {
+			cancel()
+		}
+		return errors.New("dependency down")
+	})
+	if err := run(ctx); err != nil {
+		t.Fatalf("Every returned %v; want nil after ctx ended", err)
+	}
+	if rounds != 3 {
+		t.Fatalf("rounds = %d; want 3 (the part went on after failures until cancelled)", rounds)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"galaxy/mail/store"
 	"galaxy/platform/config"
 	"galaxy/platform/database"
+	"galaxy/platform/housekeeping"
 	"galaxy/platform/httpapi"
 	"galaxy/platform/lifecycle"
 	"galaxy/platform/logging"
@@ -134,6 +135,8 @@ func main() {
 		{Name: "http", Run: func(ctx context.Context) error { return srv.Run(ctx, cfg.ShutdownTimeout.D()) }},
 		{Name: "intake", Run: in.Run},
 		{Name: "sender", Run: sender.Run},
+		housekeeping.Part(cfg.Base, rdb, []string{cfg.CommandsStream},
+			[]housekeeping.Table{{Name: "mail_deliveries", Purge: st.PurgeFinished}}, reg, logger),
 	}
 	for i := range cfg.CommandsConcurrency {
 		w := &streams.Worker{

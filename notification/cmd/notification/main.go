@@ -23,6 +23,7 @@ import (
 	"galaxy/notification/users"
 	"galaxy/platform/config"
 	"galaxy/platform/database"
+	"galaxy/platform/housekeeping"
 	"galaxy/platform/httpapi"
 	"galaxy/platform/lifecycle"
 	"galaxy/platform/logging"
@@ -81,6 +82,8 @@ func main() {
 		MaxAttempts: cfg.RouteMaxAttempts,
 		Metrics:     metrics,
 		Logger:      logger,
+		// Zero unless set: dependency outages count (CONTRACTS §4).
+		UnavailableFor: cfg.RouteUnavailableFor.D(),
 	}
 	in := &intake.Intake{
 		Store:             st,
@@ -111,9 +114,8 @@ func main() {
 		{Name: "retries", Run: func(ctx context.Context) error {
 			return dispatcher.RunRetries(ctx, st, retryPoll(cfg.RouteBackoffMin.D()))
 		}},
-		{Name: "consumer-pruning", Run: func(ctx context.Context) error {
-			return intake.RunConsumerPruning(ctx, rdb, cfg.IntentsStream, time.Hour, 24*time.Hour, logger)
-		}},
+		housekeeping.Part(cfg.Base, rdb, []string{cfg.IntentsStream},
+			[]housekeeping.Table{{Name: "notifications", Purge: st.PurgeFinished}}, reg, logger),
 	}
 	for i := range cfg.IntentsConcurrency {
 		w := &streams.Worker{

@@ -16,6 +16,7 @@ import (
 
 	"galaxy/platform/config"
 	"galaxy/platform/database"
+	"galaxy/platform/housekeeping"
 	"galaxy/platform/httpapi"
 	"galaxy/platform/lifecycle"
 	"galaxy/platform/logging"
@@ -57,8 +58,9 @@ func main() {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	st := store.New(pool)
-	engine := &docker.Engine{Client: dc, Network: cfg.DockerNetwork, Instance: cfg.InstanceID}
-	pub := &outbox.Publisher{Store: st, Redis: rdb, Logger: logger}
+	engine := &docker.Engine{Client: dc, Network: cfg.DockerNetwork, Instance: cfg.InstanceID, CallTimeout: cfg.DockerCallTimeout.D()}
+	// The Redis keys kept for a job live as long as its stream entries.
+	pub := &outbox.Publisher{Store: st, Redis: rdb, Logger: logger, MarkerTTL: cfg.StreamRetention.D()}
 	leaseTTL := time.Duration(cfg.GameLeaseTTLSeconds) * time.Second
 	owner, err := lease.NewOwner(rdb, cfg.LeaseOwnerTTL.D())
 	if err != nil {
@@ -71,7 +73,7 @@ func main() {
 	run := &runner.Runner{
 		Store:   st,
 		Engine:  engine,
-		Leases:  &lease.Manager{Client: rdb, TTL: leaseTTL, Owner: owner},
+		Leases:  &lease.Manager{Client: rdb, TTL: leaseTTL, Owner: owner, FenceTTL: cfg.StreamRetention.D()},
 		Outbox:  pub,
 		Lobby:   &lobby.Client{BaseURL: cfg.LobbyBaseURL, Timeout: cfg.LobbyTimeout.D()},
 		Logger:  logger,
@@ -135,6 +137,16 @@ func main() {
 		{Name: "inspect", Run: mon.RunInspect},
 		{Name: "reconcile", Run: mon.RunReconcile},
 		{Name: "cleanup", Run: mon.RunCleanup},
+		// Besides its job streams, the Runtime Manager trims the streams it
+		// produces for readers outside the platform. A published outbox row
+		// records a stream entry, and is kept as long as the entries are.
+		housekeeping.Part(cfg.Base, rdb,
+			[]string{cfg.StartJobsStream, cfg.StopJobsStream, cfg.JobResultsStream, cfg.HealthEventsStream},
+			[]housekeeping.Table{
+				{Name: "runtime_jobs", Purge: st.PurgeJobs},
+				{Name: "runtimes", Purge: st.PurgeEndedRuntimes},
+				{Name: "runtime_outbox", Age: cfg.StreamRetention.D(), Purge: st.PurgePublishedOutbox},
+			}, reg, logger),
 	}
 	// Each job worker is its own consumer in the group, so the group hands
 	// different entries to each and a slow start does not hold up the rest.
@@ -146,7 +158,8 @@ func main() {
 		)
 	}
 	logger.Info("runtime manager starting", "addr", srv.Addr(), "instance", cfg.InstanceID,
-		"docker_host", cfg.DockerHost, "network", cfg.DockerNetwork, "pull_policy", cfg.ImagePullPolicy,
+		"docker_host", cfg.DockerHost, "docker_call_timeout", cfg.DockerCallTimeout.D().String(),
+		"network", cfg.DockerNetwork, "pull_policy", cfg.ImagePullPolicy,
 		"job_concurrency", cfg.JobConcurrency)
 	err = lifecycle.Run(ctx, logger, cfg.ShutdownTimeout.D(), parts...)
 	// Every job has stopped: a lease it failed to release is free at once.
