@@ -162,15 +162,7 @@ func TestUserServiceOutageLongerThanTheRouteBudgetKillsNoRoute(t *testing.T) {
 	if err := us.proc.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	upAt := time.Now()
-	expectRoutedOnce(t, s, rdb, intents)
-	t.Logf("every route routed %s after the User Service was back", time.Since(upAt).Round(time.Millisecond))
-	if got := s.metric(t, `notification_routes_total{status="dead"}`); got != 0 {
-		t.Errorf("dead metric = %v", got)
-	}
-	if got := s.metric(t, `notification_handoff_unavailable_total{dependency="user_service"}`); got < float64(len(intents)*outageMaxAttempts) {
-		t.Errorf("unavailable metric = %v, want at least %d", got, len(intents)*outageMaxAttempts)
-	}
+	expectWaitedOut(t, s, rdb, intents, "user_service")
 }
 
 // Redis is unreachable for longer than a route's whole backoff budget while
@@ -230,15 +222,7 @@ func TestRedisOutageLongerThanTheRouteBudgetKillsNoRoute(t *testing.T) {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	upAt := time.Now()
-	expectRoutedOnce(t, s, client, intents)
-	t.Logf("every route routed %s after Redis was back", time.Since(upAt).Round(time.Millisecond))
-	if got := s.metric(t, `notification_routes_total{status="dead"}`); got != 0 {
-		t.Errorf("dead metric = %v", got)
-	}
-	if got := s.metric(t, `notification_handoff_unavailable_total{dependency="redis"}`); got < float64(len(intents)*outageMaxAttempts) {
-		t.Errorf("unavailable metric = %v, want at least %d", got, len(intents)*outageMaxAttempts)
-	}
+	expectWaitedOut(t, s, client, intents, "redis")
 }
 
 // The wait for a dependency is bounded: a route whose hand-off still finds
@@ -294,5 +278,22 @@ func userIntent(userID string) map[string]any {
 		"notification_type": "game.turn_ready", "producer": "game_master", "audience_kind": "user",
 		"audience_json": `{"user_ids":["` + userID + `"]}`, "payload_json": `{}`,
 		"occurred_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}
+}
+
+// expectWaitedOut checks, once dependency is back, that every route of
+// intents was routed once with no route dead, and that the attempts that
+// found dependency unavailable were counted as such.
+func expectWaitedOut(t *testing.T, s *service, client *redis.Client, intents map[string]string, dependency string) {
+	t.Helper()
+	upAt := time.Now()
+	expectRoutedOnce(t, s, client, intents)
+	t.Logf("every route routed %s after %s was back", time.Since(upAt).Round(time.Millisecond), dependency)
+	if got := s.metric(t, `notification_routes_total{status="dead"}`); got != 0 {
+		t.Errorf("dead metric = %v", got)
+	}
+	series := `notification_handoff_unavailable_total{dependency="` + dependency + `"}`
+	if got := s.metric(t, series); got < float64(len(intents)*outageMaxAttempts) {
+		t.Errorf("%s = %v, want at least %d", series, got, len(intents)*outageMaxAttempts)
 	}
 }

@@ -359,6 +359,25 @@ func (r *Runner) guard(ctx context.Context, l *lease.Lease, gameID string) error
 	return r.Store.ClaimFence(ctx, gameID, l.Fence)
 }
 
+// underLease runs job with the game's lease taken and held, its fence in
+// base (every write the job makes carries it), unless the lease's previous
+// holder was another delivery of this very job: that one's outcome is
+// replayed instead.
+func (r *Runner) underLease(ctx context.Context, base *outcome, log *slog.Logger, job func(context.Context, *lease.Lease) error) error {
+	l, err := r.acquire(ctx, base.kind, base.jobID, base.gameID)
+	if err != nil {
+		return err
+	}
+	defer release(ctx, l, log)
+	base.fence = l.Fence
+	return held(ctx, l, func(hctx context.Context) error {
+		if done, err := r.replay(hctx, base.kind, base.jobID); done || err != nil {
+			return err
+		}
+		return job(hctx, l)
+	})
+}
+
 // held runs one job under the game's lease l: the job's context ends with
 // lease.ErrLost when the lease is lost, and an error the job returns then is
 // reported as the loss (a retry in place, never a spent delivery or a

@@ -42,17 +42,7 @@ func (r *Runner) handleStart(ctx context.Context, msg streams.Message) error {
 		base.result, base.code, base.message = Failed, StartConfigInvalid, verr.Error()
 		return r.finish(ctx, base)
 	}
-	l, err := r.acquire(ctx, KindStart, job.JobID, job.GameID)
-	if err != nil {
-		return err
-	}
-	defer release(ctx, l, log)
-	base.fence = l.Fence
-	return held(ctx, l, func(hctx context.Context) error {
-		// The previous holder may have been another delivery of this very job.
-		if done, err := r.replay(hctx, KindStart, job.JobID); done || err != nil {
-			return err
-		}
+	return r.underLease(ctx, &base, log, func(hctx context.Context, l *lease.Lease) error {
 		return r.start(hctx, msg.Deliveries, job, base, l, log)
 	})
 }

@@ -37,16 +37,7 @@ func (r *Runner) handleStop(ctx context.Context, msg streams.Message) error {
 		base.result, base.code, base.message = Failed, StopJobInvalid, verr.Error()
 		return r.finish(ctx, base)
 	}
-	l, err := r.acquire(ctx, KindStop, job.JobID, job.GameID)
-	if err != nil {
-		return err
-	}
-	defer release(ctx, l, log)
-	base.fence = l.Fence
-	return held(ctx, l, func(hctx context.Context) error {
-		if done, err := r.replay(hctx, KindStop, job.JobID); done || err != nil {
-			return err
-		}
+	return r.underLease(ctx, &base, log, func(hctx context.Context, l *lease.Lease) error {
 		return r.stop(hctx, msg.Deliveries, job, base, l, log)
 	})
 }
