@@ -2,9 +2,6 @@ package notificationmail
 
 import (
 	"context"
-	"net/http"
-	"regexp"
-	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -81,18 +78,13 @@ var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
 	})
 })
 
-var acceptedLine = regexp.MustCompile(`(?m)^notification_intents_total\{outcome="accepted"\} (\S+)$`)
-
 // acceptedIntents reads a Notification process's accepted-intents counter
 // from its /metrics.
 func acceptedIntents(ctx context.Context, baseURL string) float64 {
 	GinkgoHelper()
-	resp, err := harness.Do(ctx, harness.Request{URL: baseURL + "/metrics"})
+	m, err := harness.ScrapeMetrics(ctx, baseURL)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(resp.Status).To(Equal(http.StatusOK), "%s", resp.Body)
-	m := acceptedLine.FindSubmatch(resp.Body)
-	Expect(m).NotTo(BeNil(), "no accepted-intents counter in /metrics")
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	Expect(err).NotTo(HaveOccurred())
+	v, ok := m[`notification_intents_total{outcome="accepted"}`]
+	Expect(ok).To(BeTrue(), "no accepted-intents counter in /metrics")
 	return v
 }

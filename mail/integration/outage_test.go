@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,19 +159,17 @@ func TestLongPostgresOutageDeadLettersNothing(t *testing.T) {
 	}
 }
 
-var streamOutcomeLine = regexp.MustCompile(`(?m)^stream_entries_total\{outcome="([a-z_]+)",stream="[^"]*"\} (\S+)$`)
-
 // streamOutcomes reads a Mail process's stream worker outcomes from its
 // /metrics, for the log.
 func streamOutcomes(t *testing.T, s *mailService) map[string]string {
 	t.Helper()
-	resp, err := harness.Do(context.WithoutCancel(t.Context()), harness.Request{URL: s.mail.BaseURL + "/metrics"})
-	if err != nil || resp.Status != http.StatusOK {
-		t.Fatalf("metrics of %s: %v (status %d)", s.proc.Name(), err, resp.Status)
+	m, err := harness.ScrapeMetrics(context.WithoutCancel(t.Context()), s.mail.BaseURL)
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", s.proc.Name(), err)
 	}
 	out := map[string]string{}
-	for _, m := range streamOutcomeLine.FindAllSubmatch(resp.Body, -1) {
-		out[string(m[1])] = string(m[2])
+	for series, v := range m.Matching("stream_entries_total", nil) {
+		out[harness.Label(series, "outcome")] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return out
 }

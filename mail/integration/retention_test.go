@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -63,17 +62,17 @@ func TestRetentionKeepsMailBounded(t *testing.T) {
 		}
 	}
 
-	metrics, err := harness.Do(t.Context(), harness.Request{Method: http.MethodGet, URL: s.mail.BaseURL + "/metrics"})
-	if err != nil || metrics.Status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d, %v", metrics.Status, err)
+	metrics, err := harness.ScrapeMetrics(t.Context(), s.mail.BaseURL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{
-		`records_purged_total{table="mail_deliveries"} 2`,
-		`stream_trimmed_entries_total{stream="` + s.stream + `"} 3`,
-		`stream_trimmed_entries_total{stream="` + s.stream + streams.DeadLetterSuffix + `"} 1`,
+	for series, want := range map[string]float64{
+		`records_purged_total{table="mail_deliveries"}`:                                      2,
+		`stream_trimmed_entries_total{stream="` + s.stream + `"}`:                            3,
+		`stream_trimmed_entries_total{stream="` + s.stream + streams.DeadLetterSuffix + `"}`: 1,
 	} {
-		if !strings.Contains(string(metrics.Body), want) {
-			t.Errorf("metrics lack %s", want)
+		if got := metrics.Value(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
 }

@@ -230,20 +230,11 @@ func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string),
 // metric returns the value of one series on /metrics (0 when absent).
 func (s *service) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	r := s.get(t, "/metrics")
-	if r.Status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s", r.Status, r.Body)
+	m, err := harness.ScrapeMetrics(t.Context(), s.api.BaseURL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(r.Body), "\n") {
-		if strings.HasPrefix(line, series+" ") {
-			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, series)), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return v
-		}
-	}
-	return 0
+	return m.Value(series)
 }
 
 // userService is a running User Service and a client of its API.

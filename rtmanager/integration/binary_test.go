@@ -144,8 +144,8 @@ func TestBinaryBoundary(t *testing.T) {
 	if _, _, err := r.api.Runtimes(ctx, harness.RuntimeQuery{States: []string{"bogus"}}); !isAPIError(err, http.StatusBadRequest, "invalid_request") {
 		t.Errorf("GET runtimes?state=bogus: %v", err)
 	}
-	if m := r.get(t, "/metrics"); m.Status != http.StatusOK || !strings.Contains(string(m.Body), `rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"} 1`) {
-		t.Errorf("GET /metrics: %d, no failed start counted", m.Status)
+	if m, err := harness.ScrapeMetrics(ctx, r.api.BaseURL); err != nil || m.Value(`rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"}`) != 1 {
+		t.Errorf("GET /metrics: %v, no failed start counted", err)
 	}
 	if _, err := r.api.Runtime(ctx, "no-such-game"); !isAPIError(err, http.StatusNotFound, "not_found") {
 		t.Errorf("GET unknown runtime: %v", err)

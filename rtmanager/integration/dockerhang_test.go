@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -246,19 +245,16 @@ func (r *rtmProcess) waitResults(t *testing.T, gameID string, n int, timeout tim
 	return got
 }
 
-var loopErrorsLine = regexp.MustCompile(`(?m)^rtmanager_loop_errors_total\{loop="([a-z]+)"\} (\d+)$`)
-
 // loopErrors reads rtmanager_loop_errors_total by loop from /metrics.
 func (r *rtmProcess) loopErrors(t *testing.T) map[string]int {
 	t.Helper()
-	m := r.get(t, "/metrics")
-	if m.Status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", m.Status)
+	m, err := harness.ScrapeMetrics(t.Context(), r.api.BaseURL)
+	if err != nil {
+		t.Fatal(err)
 	}
 	out := map[string]int{}
-	for _, sub := range loopErrorsLine.FindAllStringSubmatch(string(m.Body), -1) {
-		n, _ := strconv.Atoi(sub[2])
-		out[sub[1]] = n
+	for series, v := range m.Matching("rtmanager_loop_errors_total", nil) {
+		out[harness.Label(series, "loop")] = int(v)
 	}
 	return out
 }

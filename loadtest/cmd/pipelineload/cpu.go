@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -162,28 +157,16 @@ func (m *cpuMeter) line(w io.Writer, name string, used time.Duration, jobs int) 
 // starts. With RTMANAGER_JOB_CONCURRENCY C and a mean of d seconds, its
 // workers can finish at most C/d jobs a second.
 func rtmJobDuration(ctx context.Context, baseURL string) (seconds float64, count int64) {
-	resp, err := harness.Do(ctx, harness.Request{URL: baseURL + "/metrics"})
-	if err != nil || resp.Status != http.StatusOK {
+	m, err := harness.ScrapeMetrics(ctx, baseURL)
+	if err != nil {
 		return 0, 0
 	}
-	sc := bufio.NewScanner(bytes.NewReader(resp.Body))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, `kind="start"`) || !strings.Contains(line, `outcome="failed"`) {
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) != 2 {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, "rtmanager_job_duration_seconds_sum{"):
-			seconds, _ = strconv.ParseFloat(fields[1], 64)
-		case strings.HasPrefix(line, "rtmanager_job_duration_seconds_count{"):
-			n, _ := strconv.ParseFloat(fields[1], 64)
-			count = int64(n)
-		}
+	failedStarts := map[string]string{"kind": "start", "outcome": "failed"}
+	for _, v := range m.Matching("rtmanager_job_duration_seconds_sum", failedStarts) {
+		seconds += v
+	}
+	for _, v := range m.Matching("rtmanager_job_duration_seconds_count", failedStarts) {
+		count += int64(v)
 	}
 	return seconds, count
 }

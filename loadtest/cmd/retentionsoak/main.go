@@ -27,7 +27,6 @@ import (
 	"encoding/csv"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -354,18 +353,11 @@ func (g *growth) report(w *os.File, o options) bool {
 // stub mode each is sent at once, and a repeated command is counted as a
 // duplicate instead.
 func createdMails(ctx context.Context, mailURL string) (int, error) {
-	r, err := harness.Do(ctx, harness.Request{Method: http.MethodGet, URL: mailURL + "/metrics"})
-	if err != nil || r.Status != http.StatusOK {
-		return 0, fmt.Errorf("GET Mail's /metrics: %d, %v", r.Status, err)
+	m, err := harness.ScrapeMetrics(ctx, mailURL)
+	if err != nil {
+		return 0, err
 	}
-	const series = `mail_commands_total{door="stream",result="created"} `
-	for _, line := range strings.Split(string(r.Body), "\n") {
-		if v, ok := strings.CutPrefix(line, series); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(f), err
-		}
-	}
-	return 0, nil
+	return int(m.Value(`mail_commands_total{door="stream",result="created"}`)), nil
 }
 
 func say(format string, args ...any) {
