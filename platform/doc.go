@@ -8,6 +8,8 @@
 //   - database: the pgx pool and embedded goose migrations under an advisory lock
 //   - telemetry: OpenTelemetry from OTEL_* variables
 //   - lifecycle: running the parts together and stopping them on SIGTERM
+//   - housekeeping: the retention part: streams trimmed, finished records purged
+//   - crashpoint: test-only points where a process kills itself when GALAXY_CRASH_POINT names them
 //
 // A service's main wires them in this order:
 //

@@ -23,6 +23,7 @@ import (
 	"galaxy/mail/render"
 	"galaxy/mail/smtpsend"
 	"galaxy/mail/store"
+	"galaxy/platform/crashpoint"
 	"galaxy/platform/database"
 	"galaxy/platform/streams"
 )
@@ -299,6 +300,7 @@ func (in *Intake) flush(ctx context.Context, batch []*job) {
 	for i, j := range batch {
 		ds[i] = j.d
 	}
+	crashpoint.Here("mail.intake.before-commit")
 	created, err := in.insert(fctx, ds)
 	if err != nil && database.IsDataError(err) && len(batch) > 1 {
 		// One row PostgreSQL refuses must not hold back its neighbours:

@@ -30,6 +30,7 @@ import (
 	"galaxy/notification/routing"
 	"galaxy/notification/store"
 	"galaxy/notification/users"
+	"galaxy/platform/crashpoint"
 	"galaxy/platform/streams"
 )
 
@@ -225,6 +226,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 	if pipe.Len() > 0 {
 		// Per-command errors are read below; Exec's error is the first of them.
 		_, _ = pipe.Exec(ctx)
+		crashpoint.Here("notification.dispatch.before-commit")
 	}
 	done := d.now()
 	for i, dl := range ready {

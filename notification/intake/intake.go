@@ -24,6 +24,7 @@ import (
 	"galaxy/notification/intent"
 	"galaxy/notification/routing"
 	"galaxy/notification/store"
+	"galaxy/platform/crashpoint"
 	"galaxy/platform/database"
 	"galaxy/platform/streams"
 )
@@ -163,6 +164,7 @@ func (in *Intake) process(ctx context.Context, batch []*job) {
 	}
 	in.Metrics.BatchSize.Observe(float64(len(recs)))
 	firstDue := now.Add(in.FirstHandOffGrace)
+	crashpoint.Here("notification.intake.before-commit")
 	recorded, err := in.Store.Record(ctx, recs, now, firstDue)
 	if err != nil && database.IsDataError(err) && len(recs) > 1 {
 		// One entry's data spoiled the batch: record them one by one and

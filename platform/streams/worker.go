@@ -37,6 +37,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"galaxy/platform/crashpoint"
 )
 
 // Message is one stream entry handed to a Handler.
@@ -296,6 +298,7 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 	span.End()
 	switch {
 	case err == nil:
+		crashpoint.Here("streams.before-ack", w.Group)
 		if aerr := w.Client.XAck(ctx, w.Stream, w.Group, m.ID).Err(); aerr != nil {
 			w.Logger.Warn("ack failed; the entry will be delivered again", "stream", w.Stream, "id", m.ID, "err", aerr)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/platform/crashpoint"
 	"galaxy/rtmanager/store"
 )
 
@@ -106,6 +107,7 @@ func (p *Publisher) publish(ctx context.Context, e store.OutboxEntry) error {
 	if err != nil {
 		return err
 	}
+	crashpoint.Here("rtmanager.outbox.before-mark")
 	return p.Store.MarkPublished(ctx, e.ID, id)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 
+	"galaxy/platform/crashpoint"
 	"galaxy/platform/database"
 	"galaxy/platform/streams"
 	"galaxy/rtmanager/docker"
@@ -237,10 +238,12 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 			Fields:   intentFields(r.Cfg.Instance, o, now, trace),
 		})
 	}
+	crashpoint.Here("rtmanager.job.before-commit")
 	recorded, err := r.Store.FinishJob(ctx, j, o.fence, o.runtime, entries)
 	if err != nil {
 		return err
 	}
+	crashpoint.Here("rtmanager.outbox.before-publish")
 	if recorded {
 		r.Metrics.observe(o.kind, o.result, o.code, now.Sub(o.attemptedAt))
 		log := r.Logger.With("kind", o.kind, "job_id", o.jobID, "game_id", o.gameID, "outcome", o.result,
