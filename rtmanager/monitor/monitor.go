@@ -292,6 +292,9 @@ func (m *Monitor) InspectOnce(ctx context.Context) error {
 }
 
 func (m *Monitor) markExited(ctx context.Context, rt store.Runtime, info docker.Info) {
+	if m.jobHolds(ctx, rt.GameID) {
+		return
+	}
 	detail := fmt.Sprintf("container %s is %s with exit code %d", info.Name, info.State, info.ExitCode)
 	if info.OOM {
 		detail += " (killed: out of memory)"
@@ -308,6 +311,9 @@ func (m *Monitor) markExited(ctx context.Context, rt store.Runtime, info docker.
 }
 
 func (m *Monitor) markMissing(ctx context.Context, rt store.Runtime) {
+	if m.jobHolds(ctx, rt.GameID) {
+		return
+	}
 	detail := fmt.Sprintf("container %s recorded for the game no longer exists", shortID(rt.ContainerID))
 	m.transition(ctx, rt, EventMissing, detail,
 		func(r store.Runtime) bool { return r.Active() && r.ContainerID == rt.ContainerID },
@@ -315,6 +321,28 @@ func (m *Monitor) markMissing(ctx context.Context, rt store.Runtime) {
 			r.State, r.Health, r.ContainerIP = store.StateFailed, store.HealthUnknown, ""
 			r.LastErrorCode, r.LastErrorMessage = CodeContainerMissing, detail
 		})
+}
+
+// jobHolds reports whether a start or stop job holds the game's lease, or
+// whether that cannot be told (Redis unreachable, when no health event
+// could be published anyway). A job in progress owns the game's state: a
+// stop job's own stop and remove of the container are no exit of the game,
+// and the job records what it did. It is asked after the container was
+// looked at, so a job that stopped the container and has released the lease
+// since has recorded its outcome first, which the transition's condition
+// then sees — unless it gave up without one (a lost lease, an unreachable
+// daemon) to be retried. A pass that finds the lease held leaves the game
+// to the next one.
+func (m *Monitor) jobHolds(ctx context.Context, gameID string) bool {
+	held, err := m.Redis.Exists(ctx, lease.Key(gameID)).Result()
+	if err != nil {
+		m.Logger.Warn("game lease unreadable; the game's container is looked at again next pass", "game_id", gameID, "err", err)
+		return true
+	}
+	if held > 0 {
+		m.Logger.Debug("a job holds the game's lease; its container is looked at again next pass", "game_id", gameID)
+	}
+	return held > 0
 }
 
 // transition applies a change and, when this observer made it, publishes the
