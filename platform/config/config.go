@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ExitCodeInvalidConfig is the process exit code for unusable configuration.
@@ -199,9 +201,30 @@ func (b *Base) Validate(prefix string) error {
 	if b.StreamMaxDeliveries < 1 {
 		return fmt.Errorf("%sSTREAM_MAX_DELIVERIES: must be at least 1, got %d", prefix, b.StreamMaxDeliveries)
 	}
+	if _, err := pgconn.ParseConfig(b.PostgresDSN); err != nil {
+		return fmt.Errorf("%sPOSTGRES_DSN: not a PostgreSQL connection string: %s", prefix, dsnProblem(err))
+	}
 	if b.RecordRetention < b.StreamRetention {
 		return fmt.Errorf("%sRECORD_RETENTION: %s is shorter than %sSTREAM_RETENTION %s; records must outlive the stream entries that refer to them",
 			prefix, b.RecordRetention.D(), prefix, b.StreamRetention.D())
 	}
 	return nil
+}
+
+// dsnProblem says what is wrong with a connection string without quoting
+// it: pgx's message and net/url's repeat the string, password included
+// where their redaction cannot find it.
+func dsnProblem(err error) string {
+	var perr *pgconn.ParseConfigError
+	if errors.As(err, &perr) {
+		err = errors.Unwrap(perr)
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	if err == nil {
+		return "malformed"
+	}
+	return err.Error()
 }

@@ -53,6 +53,22 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+func TestUnparsableDSNIsNamedWithoutItsPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://galaxy:hunter2@127.0.0.1:notaport/galaxy",
+		"host=127.0.0.1 password=hunter2 port=notaport",
+		"postgres://galaxy:hunter2@[::1/galaxy",
+	} {
+		_, err := config.LoadFrom[sample]("X_", map[string]string{"X_POSTGRES_DSN": dsn})
+		if err == nil || !strings.HasPrefix(err.Error(), "X_POSTGRES_DSN: not a PostgreSQL connection string: ") {
+			t.Errorf("%s: want an error naming X_POSTGRES_DSN, got %v", dsn, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the password: %v", dsn, err)
+		}
+	}
+}
+
 // TestMustLoadExitsTwo runs MustLoad in a child process, because exiting is
 // the behaviour under test.
 func TestMustLoadExitsTwo(t *testing.T) {
