@@ -79,6 +79,12 @@ type Pipeline struct {
 
 	User, Mail, Notification, RTManager *Process
 
+	// OnPublish, when set, is told of every entry a test adds through
+	// PublishStartJob, PublishStopJob or Publish, after Redis took it: the
+	// acceptance suite's ledger learns from it which spec created which
+	// game.
+	OnPublish func(stream, entryID string, fields map[string]string)
+
 	services map[string]*Service
 }
 
@@ -199,20 +205,37 @@ func (p *Pipeline) DumpStreamsSince(ctx context.Context, since time.Time) string
 // PublishStartJob appends a start job with the given fields, adding
 // requested_at_ms when absent, and returns the entry ID.
 func (p *Pipeline) PublishStartJob(ctx context.Context, fields map[string]string) (string, error) {
-	values := map[string]any{}
-	for k, v := range fields {
-		values[k] = v
-	}
-	if _, ok := values["requested_at_ms"]; !ok {
-		values["requested_at_ms"] = fmt.Sprint(time.Now().UnixMilli())
-	}
-	return p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: p.Streams.StartJobs, Values: values}).Result()
+	return p.publish(ctx, p.Streams.StartJobs, fields, "requested_at_ms")
 }
 
 // PublishStopJob appends a stop job for gameID.
 func (p *Pipeline) PublishStopJob(ctx context.Context, gameID string) (string, error) {
-	return p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: p.Streams.StopJobs, Values: map[string]any{
-		"game_id":         gameID,
-		"requested_at_ms": fmt.Sprint(time.Now().UnixMilli()),
-	}}).Result()
+	return p.publish(ctx, p.Streams.StopJobs, map[string]string{"game_id": gameID}, "requested_at_ms")
+}
+
+// Publish appends an entry with exactly fields to stream — any stream,
+// one of another service's too — and returns its ID.
+func (p *Pipeline) Publish(ctx context.Context, stream string, fields map[string]string) (string, error) {
+	return p.publish(ctx, stream, fields, "")
+}
+
+// publish appends fields to stream, with stampField set to now (Unix
+// milliseconds) when it is named and absent, and tells OnPublish.
+func (p *Pipeline) publish(ctx context.Context, stream string, fields map[string]string, stampField string) (string, error) {
+	fields = maps.Clone(fields)
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	if _, ok := fields[stampField]; stampField != "" && !ok {
+		fields[stampField] = fmt.Sprint(time.Now().UnixMilli())
+	}
+	values := make(map[string]any, len(fields))
+	for k, v := range fields {
+		values[k] = v
+	}
+	id, err := p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Result()
+	if err == nil && p.OnPublish != nil {
+		p.OnPublish(stream, id, fields)
+	}
+	return id, err
 }

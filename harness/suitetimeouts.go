@@ -11,4 +11,8 @@ const (
 	SuiteSetupTimeout = 10 * time.Minute
 	// ReportTimeout bounds collecting logs and stream dumps for a failed spec.
 	ReportTimeout = 30 * time.Second
+	// LedgerTimeout bounds the run-wide ledger after a process's last spec:
+	// its pipelines settling (at most the Eventually timeout) and reading
+	// their streams and deliveries.
+	LedgerTimeout = 2 * time.Minute
 )

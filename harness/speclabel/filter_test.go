@@ -13,8 +13,11 @@ func TestCheckFilter(t *testing.T) {
 		"(image_pull_failed || container_start_failed), start_config_invalid",
 		"!resilience&&!security",
 		"/_failed$/",
+		"behavior:rtm.a || behavior:mail.b",
+		"boundary && behavior:rtm.a",
+		"/^behavior:rtm/",
 	} {
-		if err := CheckFilter(filter); err != nil {
+		if err := CheckFilter(filter, "behavior:rtm.a", "behavior:mail.b"); err != nil {
 			t.Errorf("CheckFilter(%q) = %v, want nil", filter, err)
 		}
 	}
@@ -25,8 +28,10 @@ func TestCheckFilter(t *testing.T) {
 		"/[/":                     "bad regular expression",
 		"os: {linux}":             "set query",
 		"smoke || (mail && fast)": `unknown label "fast"`,
+		"behavior:rtm.nope":       "not a behaviour of the catalogue",
+		"behavior: {rtm.a}":       "set query",
 	} {
-		err := CheckFilter(filter)
+		err := CheckFilter(filter, "behavior:rtm.a", "behavior:mail.b")
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckFilter(%q) = %v, want an error containing %q", filter, err, want)
 		}

@@ -7,16 +7,23 @@
 //     (registered through the area's describe, not Ginkgo's Describe);
 //   - the smoke label selects exactly one spec per failure kind, and each
 //     smoke spec is a boundary spec;
-//   - every spec has a failure-kind label only inside the boundary area.
+//   - every spec has a failure-kind label only inside the boundary area;
+//   - every spec proves at least one behaviour of the catalogue
+//     (acceptance/behaviors), every behaviour label names one, and every
+//     behaviour is proved by at least one spec;
+//   - the table behaviour → specs in docs/acceptance.md is the one this
+//     command writes from the catalogue and the dry run.
 //
-// `make lint` runs it:
+// `make lint` runs it; `make behaviors-table` rewrites the table:
 //
 //	go tool ginkgo --dry-run --json-report=specs.json --output-dir=DIR acceptance
-//	go run ./harness/cmd/speccheck DIR/specs.json
+//	go run ./harness/cmd/speccheck -table docs/acceptance.md DIR/specs.json
+//	go run ./harness/cmd/speccheck -write-table docs/acceptance.md DIR/specs.json
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +32,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
+	"galaxy/acceptance/behaviors"
+	"galaxy/harness/catalogue"
 	"galaxy/harness/speclabel"
 )
 
@@ -37,14 +46,17 @@ var areas = []string{
 var failureKinds = []string{speclabel.ImagePullFailed, speclabel.ContainerStartFailed, speclabel.StartConfigInvalid}
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: speccheck REPORT.json")
+	table := flag.String("table", "", "check that this Markdown file holds the current behaviour table")
+	writeTable := flag.String("write-table", "", "write the behaviour table into this Markdown file")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: speccheck [-table FILE | -write-table FILE] REPORT.json")
 		os.Exit(2)
 	}
-	os.Exit(run(os.Args[1], os.Stdout))
+	os.Exit(run(flag.Arg(0), *table, *writeTable, os.Stdout))
 }
 
-func run(path string, out io.Writer) int {
+func run(path, table, writeTable string, out io.Writer) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(out, "speccheck: %v\n", err)
@@ -55,7 +67,18 @@ func run(path string, out io.Writer) int {
 		fmt.Fprintf(out, "speccheck: %s: %v\n", path, err)
 		return 1
 	}
-	problems, specs := check(reports)
+	behaviours := behaviors.All()
+	problems, specs := check(reports, behaviours)
+	switch {
+	case writeTable != "":
+		if err := updateTable(writeTable, behaviours, reports, true); err != nil {
+			problems = append(problems, err.Error())
+		}
+	case table != "":
+		if err := updateTable(table, behaviours, reports, false); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	for _, p := range problems {
 		fmt.Fprintf(out, "speccheck: %s\n", p)
 	}
@@ -66,12 +89,17 @@ func run(path string, out io.Writer) int {
 	if len(problems) > 0 {
 		return 1
 	}
-	fmt.Fprintf(out, "speccheck: %d specs, each in its area; smoke: one per failure kind\n", specs)
+	fmt.Fprintf(out, "speccheck: %d specs, each in its area, each proving a behaviour; %d behaviours, each proved; smoke: one per failure kind\n", specs, len(behaviours))
 	return 0
 }
 
-func check(reports []types.Report) (problems []string, specs int) {
+func check(reports []types.Report, behaviours []catalogue.Behavior) (problems []string, specs int) {
 	smoke := map[string][]string{} // failure kind → smoke specs
+	proved := map[string]int{}     // behaviour ID → specs proving it
+	known := map[string]bool{}
+	for _, b := range behaviours {
+		known[b.ID] = true
+	}
 	for _, r := range reports {
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType != types.NodeTypeIt {
@@ -90,6 +118,16 @@ func check(reports []types.Report) (problems []string, specs int) {
 			if len(kinds) > 0 && area != speclabel.Boundary {
 				problems = append(problems, fmt.Sprintf("%q has failure-kind labels %v outside the boundary area", name, kinds))
 			}
+			ids := catalogue.Of(labels)
+			if len(ids) == 0 {
+				problems = append(problems, fmt.Sprintf("%q proves no behaviour: decorate it with behaviors.Proves", name))
+			}
+			for _, id := range ids {
+				if !known[id] {
+					problems = append(problems, fmt.Sprintf("%q names behaviour %q, which is not in the catalogue", name, id))
+				}
+				proved[id]++
+			}
 			if slices.Contains(labels, speclabel.Smoke) {
 				if len(kinds) != 1 {
 					problems = append(problems, fmt.Sprintf("smoke spec %q must carry exactly one failure kind, has %v", name, kinds))
@@ -103,6 +141,11 @@ func check(reports []types.Report) (problems []string, specs int) {
 	for _, k := range failureKinds {
 		if n := len(smoke[k]); n != 1 {
 			problems = append(problems, fmt.Sprintf("smoke selects %d specs of %s, want exactly 1: %q", n, k, smoke[k]))
+		}
+	}
+	for _, b := range behaviours {
+		if proved[b.ID] == 0 {
+			problems = append(problems, fmt.Sprintf("behaviour %s (%s) is proved by no spec", b.ID, b.File))
 		}
 	}
 	return problems, specs

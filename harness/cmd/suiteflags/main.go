@@ -20,6 +20,7 @@ import (
 	"strings"
 	"unicode"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -85,7 +86,7 @@ func profileFlags(configPath, profileName, labelFilter, outputDir string, words 
 	}
 	// A misspelt label would select nothing; fail here, before the images
 	// and binaries are built.
-	if err := speclabel.CheckFilter(profile.LabelFilter); err != nil {
+	if err := speclabel.CheckFilter(profile.LabelFilter, behaviors.Labels()...); err != nil {
 		return nil, err
 	}
 	flags := profile.Flags()

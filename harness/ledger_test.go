@@ -1,0 +1,67 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLedgerNamesWhatIsMissingAndWhatIsExtra(t *testing.T) {
+	l := NewLedger(&Pipeline{})
+	l.Published("[spec A]", "runtime:start_jobs", "1-0", map[string]string{"game_id": "a"})
+	l.Published("[spec B]", "runtime:start_jobs", "2-0", map[string]string{"game_id": "b"})
+	l.Expect("[spec A]", GameSubject("a"), Effects{
+		Results: []string{ResultLine("start", "failed", "image_pull_failed")},
+		Intents: []string{"runtime.image_pull_failed"},
+		Mails:   []string{MailLine("runtime.image_pull_failed", "admin@example.com", "sent")},
+	})
+	found := map[string]Effects{
+		GameSubject("a"): {
+			Results: []string{"start failed image_pull_failed"},
+			Intents: []string{"runtime.image_pull_failed", "runtime.image_pull_failed"},
+		},
+		GameSubject("b"): {Results: []string{"start succeeded"}},
+		GameSubject("c"): {Intents: []string{"runtime.container_start_failed"}},
+	}
+	got := strings.Join(l.compare(found), "\n")
+	for _, want := range []string{
+		"- game a (expected by [spec A]): intents extra: runtime.image_pull_failed; mails missing: runtime.image_pull_failed to admin@example.com: sent",
+		"- game b (created by [spec B], which expected nothing of it): job results extra: start succeeded",
+		"- game c (no test created it): intents extra: runtime.container_start_failed",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("compare lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 3 {
+		t.Errorf("compare: %d problems, want 3:\n%s", n, got)
+	}
+}
+
+func TestLedgerAcceptsWhatWasExpected(t *testing.T) {
+	l := NewLedger(&Pipeline{})
+	l.Expect("[spec A]", GameSubject("a"), Effects{Results: []string{"stop succeeded"}})
+	l.Expect("[spec A]", GameSubject("a"), Effects{Results: []string{"start succeeded"}})
+	found := map[string]Effects{GameSubject("a"): {Results: []string{"start succeeded", "stop succeeded"}}}
+	if got := l.compare(found); len(got) != 0 {
+		t.Errorf("compare = %q, want nothing", got)
+	}
+}
+
+func TestLedgerLearnsSubjectsFromWhatTestsPublish(t *testing.T) {
+	p := &Pipeline{Streams: PipelineStreams{Intents: "notification:intents:x"}}
+	l := NewLedger(p)
+	l.Published("[spec I]", p.Streams.Intents, "5-0", map[string]string{"payload_json": `{"game_id":"g"}`})
+	l.Published("[spec M]", "mail:delivery_commands:x", "6-0", map[string]string{"to_json": `["a@example.com"]`})
+	if !l.inputs["5-0"] {
+		t.Error("an intent a test published is not its input")
+	}
+	got := strings.Join(l.compare(map[string]Effects{
+		GameSubject("g"):                  {Mails: []string{"m"}},
+		RecipientSubject("a@example.com"): {Mails: []string{"n"}},
+	}), "\n")
+	for _, want := range []string{"game g (created by [spec I]", "recipient a@example.com (created by [spec M]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("compare lacks %q:\n%s", want, got)
+		}
+	}
+}
