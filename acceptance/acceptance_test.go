@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
@@ -30,7 +31,7 @@ func TestAcceptance(t *testing.T) {
 	// A filter naming an unknown label would select nothing and pass: stop
 	// before anything starts.
 	suite, _ := GinkgoConfiguration()
-	if err := speclabel.CheckFilter(suite.LabelFilter); err != nil {
+	if err := speclabel.CheckFilter(suite.LabelFilter, behaviors.Labels()...); err != nil {
 		t.Fatal(err)
 	}
 	RegisterFailHandler(Fail)
@@ -40,6 +41,11 @@ func TestAcceptance(t *testing.T) {
 
 var _ = SynchronizedBeforeSuite(framework.StartWorld, framework.JoinWorld, NodeTimeout(harness.SuiteSetupTimeout))
 
-var _ = AfterSuite(framework.Shutdown)
+// After this process's last spec: the run-wide ledger, then the shared
+// resources stop whatever the ledger found.
+var _ = AfterSuite(func(ctx SpecContext) {
+	defer framework.Shutdown()
+	framework.CheckLedger(ctx)
+}, NodeTimeout(harness.LedgerTimeout))
 
 var _ = AfterEach(framework.ReportFailure, NodeTimeout(harness.ReportTimeout))

@@ -8,7 +8,11 @@
 // nothing is left running on Docker.
 //
 // Every process runs one boundary pipeline (its own streams, databases and
-// Docker network), started by the first boundary spec it runs.
+// Docker network), started by the first boundary spec it runs, whose Runtime
+// Manager pulls if_missing and whose Notification mails in the default
+// admin locale; and, once a spec asks, two routes of a Runtime Manager and a
+// Notification more, for the pull policies always and never and the admin
+// locales fr-CA and de, whose mails the pipeline's Mail renders (routes.go).
 package boundary
 
 import (
@@ -30,7 +34,11 @@ var (
 
 var area = framework.Area{Label: speclabel.Boundary, Setup: func(ctx SpecContext) {
 	infra = framework.Infra()
-	pipeline = framework.Pipeline(ctx, "boundary", harness.PipelineOptions{AdminEmails: adminRecipient})
+	opts := harness.PipelineOptions{AdminEmails: adminRecipient}
+	pipeline = framework.Pipeline(ctx, "boundary", opts)
+	// The run-wide ledger checks, after the process's last spec, that the
+	// pipeline produced exactly what the specs registered (expectations.go).
+	framework.KeepLedger(pipeline, opts)
 }}
 
 // describe is the area's Describe: its specs are labelled boundary, named "[boundary] …",

@@ -25,7 +25,9 @@ var (
 	sharedMu sync.Mutex
 	shared   = map[string]*sharedEntry{}
 	used     []Resource // by the running spec, for ReportFailure
-	lifetime = &processTB{}
+	// lifetimes are the TBs of the shared resources, one each, in the order
+	// they started: Shutdown ends them.
+	lifetimes []*processTB
 )
 
 type sharedEntry struct {
@@ -56,7 +58,11 @@ func Shared[R Resource](ctx context.Context, key string, start func(ctx context.
 					ginkgo.Fail(e.failed)
 				}
 			}()
-			e.res = start(ctx, lifetime)
+			tb := &processTB{}
+			sharedMu.Lock()
+			lifetimes = append(lifetimes, tb)
+			sharedMu.Unlock()
+			e.res = start(ctx, tb)
 		}()
 		sharedMu.Lock()
 		shared[key] = e
@@ -81,10 +87,25 @@ func takeUsed() []Resource {
 	return u
 }
 
-// Shutdown stops every shared resource of this process, newest first (an
-// AfterSuite: it runs on every process, before process 1 removes the world).
+// Shutdown stops every shared resource of this process (an AfterSuite: it
+// runs on every process, before process 1 removes the world). Resources stop
+// side by side — each its own clean-ups, newest first — since stopping a
+// service waits for it to drain, and no resource's clean-up needs another's
+// to have run: one that uses another's processes (a route sharing a
+// pipeline's Mail) only stops its own.
 func Shutdown() {
-	lifetime.close()
+	sharedMu.Lock()
+	tbs := lifetimes
+	lifetimes = nil
+	sharedMu.Unlock()
+	var wg sync.WaitGroup
+	for _, tb := range tbs {
+		wg.Go(func() {
+			defer ginkgo.GinkgoRecover() // a failing clean-up fails the node, not the process
+			tb.close()
+		})
+	}
+	wg.Wait()
 }
 
 // processTB is the harness.TB of the shared resources: its clean-ups run at

@@ -26,7 +26,9 @@ var admin = framework.AdminEmails["runtime.image_pull_failed"]
 var pipeline *harness.Pipeline // this process's boundary pipeline
 
 var area = framework.Area{Label: speclabel.HostileInput, Setup: func(ctx SpecContext) {
-	pipeline = framework.Pipeline(ctx, "boundary", harness.PipelineOptions{AdminEmails: framework.AdminEmails})
+	opts := harness.PipelineOptions{AdminEmails: framework.AdminEmails}
+	pipeline = framework.Pipeline(ctx, "boundary", opts)
+	framework.KeepLedger(pipeline, opts)
 	// Every service must still be running after the hostile input.
 	DeferCleanup(func() {
 		for _, p := range pipeline.Processes() {

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -70,7 +71,8 @@ func encode(v map[string]any) []byte {
 	return b
 }
 
-// expect400 checks the contract's error: 400 and a message naming field.
+// expect400 checks the contract's error: 400 invalid_request and a message
+// naming field.
 func expect400(resp harness.Response, field string) {
 	GinkgoHelper()
 	Expect(resp.Status).To(Equal(http.StatusBadRequest), "%s", resp.Body)
@@ -78,6 +80,7 @@ func expect400(resp harness.Response, field string) {
 		Error struct{ Code, Message string } `json:"error"`
 	}
 	Expect(json.Unmarshal(resp.Body, &e)).To(Succeed(), "%s", resp.Body)
+	Expect(e.Error.Code).To(Equal("invalid_request"), "%s", resp.Body)
 	Expect(e.Error.Message).To(ContainSubstring(field))
 }
 
@@ -91,6 +94,12 @@ func expectAccepted(ctx context.Context) {
 	Expect(created.HTTPStatus).To(Equal(http.StatusAccepted))
 	Expect(created.Replayed).To(BeFalse())
 	Expect(created.IdempotencyKey).To(Equal(cmd.IdempotencyKey))
+	Expect(created.To).To(Equal(cmd.To))
+	Expect(created.Subject).To(Equal(cmd.Subject))
+	Expect(created.TextBody).To(Equal(cmd.TextBody))
+	// Stub mode: stored already sent, with its one attempt.
+	Expect(created.Status).To(Equal("sent"))
+	Expect(created.Attempts).To(HaveLen(1))
 }
 
 // expectCreated creates a valid user and checks that it was stored.
@@ -100,19 +109,24 @@ func expectCreated(ctx context.Context) {
 	got, err := pipeline.UserClient().Create(ctx, u)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(got.Email).To(Equal(u.Email))
-	Expect(got.UserID).NotTo(BeEmpty())
+	Expect(got.DisplayName).To(Equal(u.DisplayName))
+	Expect(got.Locale).To(Equal(u.Locale))
+	Expect(got.EmailNotifications).To(BeTrue())
+	Expect(got.UserID).To(HavePrefix("u-"))
 }
 
 var _ = describe("the Mail API", Label(speclabel.Mail), func() {
 	DescribeTable("answers a malformed delivery with 400 naming the field, then accepts a valid one",
+		behaviors.Proves("mail.api.create-invalid", "mail.api.create-accepted", "mail.stub.kept-and-sent"),
 		func(ctx SpecContext, spoil func(map[string]any) []byte, field string) {
 			expect400(postRaw(ctx, pipeline.MailURL+deliveriesPath, spoil(asMap(validDelivery()))), field)
 			expectAccepted(ctx)
 		},
 		Entry("an unknown field", func(d map[string]any) []byte { d["colour"] = "red"; return encode(d) }, "colour"),
 		Entry("recipients of the wrong type", func(d map[string]any) []byte { d["to"] = "a@example.com"; return encode(d) }, "to"),
-		Entry("CR/LF in the subject", func(d map[string]any) []byte { d["subject"] = "a\r\nBcc: x@example.com"; return encode(d) }, "subject"),
-		Entry("CR/LF in an address", func(d map[string]any) []byte {
+		Entry("CR/LF in the subject", behaviors.Proves("mail.command.control-characters-refused"),
+			func(d map[string]any) []byte { d["subject"] = "a\r\nBcc: x@example.com"; return encode(d) }, "subject"),
+		Entry("CR/LF in an address", behaviors.Proves("mail.command.control-characters-refused"), func(d map[string]any) []byte {
 			d["to"] = []string{"v@example.com\r\nBcc: x@example.com"}
 			return encode(d)
 		}, "to"),
@@ -126,6 +140,7 @@ var _ = describe("the Mail API", Label(speclabel.Mail), func() {
 
 var _ = describe("the User Service API", func() {
 	DescribeTable("answers a malformed user with 400 naming the field, then creates a valid one",
+		behaviors.Proves("user.create.invalid", "user.create.stored"),
 		func(ctx SpecContext, spoil func(map[string]any) []byte, field string) {
 			expect400(postRaw(ctx, pipeline.UserURL+usersPath, spoil(asMap(validUser()))), field)
 			expectCreated(ctx)
@@ -141,7 +156,9 @@ var _ = describe("the User Service API", func() {
 		Entry("a missing e-mail", func(u map[string]any) []byte { delete(u, "email"); return encode(u) }, "email"),
 	)
 
-	It("keeps answering after a burst of garbage", func(ctx SpecContext) {
+	It("keeps answering after a burst of garbage", behaviors.Proves(
+		"user.create.invalid",
+	), func(ctx SpecContext) {
 		for i := range 50 {
 			resp := postRaw(ctx, pipeline.UserURL+usersPath, []byte(fmt.Sprintf("\x00garbage %d \xff", i)))
 			Expect(resp.Status).To(Equal(http.StatusBadRequest), "%s", resp.Body)

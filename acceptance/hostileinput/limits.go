@@ -2,6 +2,7 @@ package hostileinput
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"regexp"
@@ -11,8 +12,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
@@ -124,6 +125,7 @@ func expectOneAdminMail(ctx context.Context, rawGameID, shownGameID string) (har
 		intent = found[0]
 	}).Should(Succeed())
 	Expect(intent.NotificationType).To(Equal("runtime.start_config_invalid"))
+	framework.ExpectFailedStart(pipeline, shownGameID, "start_config_invalid")
 	key := harness.AdminRouteKey(intent.EntryID, configAdmin)
 	d := sentDelivery(ctx, pipeline, intent.EntryID, key)
 
@@ -134,7 +136,9 @@ func expectOneAdminMail(ctx context.Context, rawGameID, shownGameID string) (har
 }
 
 var _ = describe("values at the limits", func() {
-	It("mails the admins once about a start job whose image_ref is tens of KiB, naming it quoted and cut short", Label(speclabel.Notification, speclabel.Mail), func(ctx SpecContext) {
+	It("mails the admins once about a start job whose image_ref is tens of KiB, naming it quoted and cut short", Label(speclabel.Notification, speclabel.Mail), behaviors.Proves(
+		"mail.render.text-literal", "mail.render.html-escaped",
+	), func(ctx SpecContext) {
 		gameID := harness.UniqueName("game")
 		imageRef := "galaxy/" + strings.Repeat("a", 40<<10) + ":1"
 		_, err := pipeline.PublishStartJob(ctx, map[string]string{"game_id": gameID, "image_ref": imageRef})
@@ -161,6 +165,8 @@ var _ = describe("values at the limits", func() {
 
 	DescribeTable("mails the admins once about a start job whose game_id carries a control character, naming it quoted",
 		Label(speclabel.Notification, speclabel.Mail),
+		behaviors.Proves("rtm.failure.config-invalid-names-field", "mail.render.subject-variable-shown",
+			"mail.render.text-literal", "mail.render.html-escaped"),
 		func(ctx SpecContext, char string) {
 			gameID := harness.UniqueName("game") + char + "x"
 			shownID := strconv.Quote(gameID)
@@ -191,6 +197,7 @@ var _ = describe("values at the limits", func() {
 
 	DescribeTable("mails a user whose locale is at the User Service's limit, or the User Service refuses it",
 		Label(speclabel.Notification, speclabel.Mail),
+		behaviors.Proves("user.locale.limit", "notification.mail-command.user-locale", "mail.locale.language"),
 		func(ctx SpecContext, locale string, size int) {
 			Expect(locale).To(HaveLen(size))
 			u := validUser()
@@ -209,14 +216,19 @@ var _ = describe("values at the limits", func() {
 		Entry("64 bytes", "en-GB-x-aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee-ffffffff-ab", 64),
 	)
 
-	It("refuses a locale over the limit at the User Service, naming the field", Label(speclabel.Notification), func(ctx SpecContext) {
+	It("refuses a locale over the limit at the User Service, naming the field", Label(speclabel.Notification), behaviors.Proves(
+		"user.locale.limit",
+	), func(ctx SpecContext) {
 		u := asMap(validUser())
 		u["locale"] = "en-GB-x-aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee-ffffffff-abc"
 		expect400(postRaw(ctx, pipeline.UserURL+usersPath, encode(u)), "locale")
 		expectCreated(ctx)
 	})
 
-	It("mails a user whose display name is all <&> with a payload at Notification's limit", Label(speclabel.Notification, speclabel.Mail), func(ctx SpecContext) {
+	It("mails a user whose display name is all <&> with a payload at Notification's limit", Label(speclabel.Notification, speclabel.Mail), behaviors.Proves(
+		"user.create.stored", "notification.mail-command.payload-variables",
+		"mail.render.text-literal", "mail.render.html-escaped",
+	), func(ctx SpecContext) {
 		name := strings.Repeat("<&>", 66) + "<&"
 		u := validUser()
 		u.DisplayName = name
@@ -238,7 +250,9 @@ var _ = describe("values at the limits", func() {
 		Expect(d.HTMLBody).To(ContainSubstring("<strong>" + html.EscapeString(filler) + "</strong>"))
 	})
 
-	It("mails an admin whose address is 254 bytes long", Label(speclabel.Notification, speclabel.Mail), func(ctx SpecContext) {
+	It("mails an admin whose address is 254 bytes long", Label(speclabel.Notification, speclabel.Mail), behaviors.Proves(
+		"notification.mail-command.template-mode",
+	), func(ctx SpecContext) {
 		// RFC 5321's longest path: a 64-byte local part and a domain of
 		// labels up to 63 bytes, 254 bytes in all.
 		local := harness.UniqueName("a")
@@ -253,6 +267,9 @@ var _ = describe("values at the limits", func() {
 
 		id := publishTo(ctx, p, p.Streams.Intents, adminIntent(harness.UniqueName("game"), "pull failed"))
 		d := sentDelivery(ctx, p, id, harness.AdminRouteKey(id, long))
+		Expect(d.Source).To(Equal("notification"))
+		Expect(d.PayloadMode).To(Equal("template"))
+		Expect(d.TemplateID).To(Equal("runtime.image_pull_failed"))
 		Expect(d.To).To(Equal([]string{long}))
 	})
 })
@@ -261,6 +278,15 @@ var _ = describe("values at the limits", func() {
 // and returns its one sent delivery.
 func mailUser(ctx context.Context, userID, payload string) harness.Delivery {
 	GinkgoHelper()
+	user, err := pipeline.UserClient().Get(ctx, userID)
+	Expect(err).NotTo(HaveOccurred())
+	var vars struct {
+		GameID string `json:"game_id"`
+	}
+	Expect(json.Unmarshal([]byte(payload), &vars)).To(Succeed())
+	framework.ExpectForGame(pipeline, vars.GameID, harness.Effects{
+		Mails: []string{harness.MailLine("lobby.game_starting", user.Email, "sent")},
+	})
 	id := publish(ctx, pipeline.Streams.Intents, map[string]string{
 		"notification_type": "lobby.game_starting",
 		"producer":          "acceptance",
@@ -277,11 +303,7 @@ func mailUser(ctx context.Context, userID, payload string) harness.Delivery {
 // publishTo adds an entry to stream on p's Redis.
 func publishTo(ctx context.Context, p *harness.Pipeline, stream string, fields map[string]string) string {
 	GinkgoHelper()
-	values := map[string]any{}
-	for k, v := range fields {
-		values[k] = v
-	}
-	id, err := p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Result()
+	id, err := p.Publish(ctx, stream, fields)
 	Expect(err).NotTo(HaveOccurred())
 	return id
 }

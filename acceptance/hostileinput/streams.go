@@ -4,13 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/behaviors"
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -30,12 +32,23 @@ func validMailCommand() map[string]string {
 
 func publish(ctx context.Context, stream string, fields map[string]string) string {
 	GinkgoHelper()
-	values := map[string]any{}
-	for k, v := range fields {
-		values[k] = v
-	}
-	id, err := pipeline.Redis.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Result()
+	id, err := pipeline.Publish(ctx, stream, fields)
 	Expect(err).NotTo(HaveOccurred())
+	return id
+}
+
+// publishAdminIntent publishes a valid admin intent and tells the run's
+// ledger of the one mail to the type's admin list it is to produce.
+func publishAdminIntent(ctx context.Context, intent map[string]string) string {
+	GinkgoHelper()
+	id := publish(ctx, pipeline.Streams.Intents, intent)
+	var payload struct {
+		GameID string `json:"game_id"`
+	}
+	Expect(json.Unmarshal([]byte(intent["payload_json"]), &payload)).To(Succeed())
+	framework.ExpectForGame(pipeline, payload.GameID, harness.Effects{
+		Mails: framework.AdminMails(framework.AdminEmails, intent["notification_type"]),
+	})
 	return id
 }
 
@@ -70,6 +83,7 @@ func expectMailSent(ctx context.Context, cmd map[string]string) {
 
 var _ = describe("the mail command stream", Label(speclabel.Mail), func() {
 	DescribeTable("dead-letters a malformed command with the field named, and the next command flows",
+		behaviors.Proves("mail.stream.malformed-dead-lettered"),
 		func(ctx SpecContext, spoil func(map[string]string), field string) {
 			bad := validMailCommand()
 			spoil(bad)
@@ -90,10 +104,10 @@ var _ = describe("the mail command stream", Label(speclabel.Mail), func() {
 		Entry("a missing recipient list", func(c map[string]string) { delete(c, "to_json") }, "to_json"),
 		Entry("recipients of the wrong type", func(c map[string]string) { c["to_json"] = `"a@example.com"` }, "to_json"),
 		Entry("an unknown field", func(c map[string]string) { c["colour"] = "red" }, "colour"),
-		Entry("CR/LF smuggling a header into an address", func(c map[string]string) {
+		Entry("CR/LF smuggling a header into an address", behaviors.Proves("mail.command.control-characters-refused"), func(c map[string]string) {
 			c["to_json"] = `["victim@example.com\r\nBcc: all@example.com"]`
 		}, "to_json"),
-		Entry("CR/LF smuggling a header into the subject", func(c map[string]string) {
+		Entry("CR/LF smuggling a header into the subject", behaviors.Proves("mail.command.control-characters-refused"), func(c map[string]string) {
 			c["subject"] = "Hello\r\nBcc: all@example.com"
 		}, "subject"),
 		Entry("invalid UTF-8 in the subject", func(c map[string]string) { c["subject"] = "caf\xe9" }, "subject"),
@@ -119,11 +133,12 @@ func adminIntent(gameID, errorMessage string) map[string]string {
 
 var _ = describe("the intent stream", Label(speclabel.Notification), func() {
 	DescribeTable("records a malformed intent rejected with the field named, and the next intent is mailed",
+		behaviors.Proves("notification.intent.rejected-names-field", "notification.intent.rejected-does-not-block"),
 		func(ctx SpecContext, spoil func(map[string]string), field string) {
 			bad := adminIntent(harness.UniqueName("game"), "pull failed")
 			spoil(bad)
 			badID := publish(ctx, pipeline.Streams.Intents, bad)
-			goodID := publish(ctx, pipeline.Streams.Intents, adminIntent(harness.UniqueName("game"), "pull failed"))
+			goodID := publishAdminIntent(ctx, adminIntent(harness.UniqueName("game"), "pull failed"))
 
 			Eventually(ctx, func(g Gomega) {
 				n, err := pipeline.NotificationClient().Notification(ctx, badID)
@@ -131,7 +146,8 @@ var _ = describe("the intent stream", Label(speclabel.Notification), func() {
 				g.Expect(n.IntentEntryID).To(Equal(badID))
 				g.Expect(n.Status).To(Equal("rejected"))
 				g.Expect(n.Reason).NotTo(BeNil())
-				g.Expect(*n.Reason).To(ContainSubstring(field))
+				g.Expect(*n.Reason).To(HavePrefix(field + ": "))
+				g.Expect(n.Routes).To(BeEmpty())
 			}).Should(Succeed())
 			Eventually(ctx, func(g Gomega) {
 				items := deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(goodID, admin), Status: "sent"})
@@ -148,9 +164,11 @@ var _ = describe("the intent stream", Label(speclabel.Notification), func() {
 		}, "audience_json"),
 	)
 
-	It("escapes HTML in template variables and keeps them verbatim on the delivery", func(ctx SpecContext) {
+	It("escapes HTML in template variables and keeps them verbatim on the delivery", behaviors.Proves(
+		"mail.render.html-escaped", "mail.render.text-literal",
+	), func(ctx SpecContext) {
 		hostile := `<script>alert("x")</script> & <b>bold</b>`
-		id := publish(ctx, pipeline.Streams.Intents, adminIntent(harness.UniqueName("game"), hostile))
+		id := publishAdminIntent(ctx, adminIntent(harness.UniqueName("game"), hostile))
 		var detail harness.Delivery
 		Eventually(ctx, func(g Gomega) {
 			items := deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(id, admin), Status: "sent"})
@@ -161,8 +179,48 @@ var _ = describe("the intent stream", Label(speclabel.Notification), func() {
 			g.Expect(detail.DeliveryID).To(Equal(items[0].DeliveryID))
 		}).Should(Succeed())
 		Expect(detail.TemplateVariables).To(HaveKeyWithValue("error_message", hostile))
-		Expect(detail.HTMLBody).NotTo(BeEmpty())
+		Expect(detail.TextBody).To(ContainSubstring("\nError message: " + hostile + "\n"))
+		Expect(detail.HTMLBody).To(ContainSubstring(`<pre style="white-space: pre-wrap; margin: 0;">` +
+			`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;</pre>`))
 		Expect(detail.HTMLBody).NotTo(ContainSubstring("<script>"))
-		Expect(detail.HTMLBody).To(ContainSubstring("&lt;script&gt;"))
+		Expect(detail.HTMLBody).NotTo(ContainSubstring("<b>bold"))
+	})
+
+	It("routes and mails an intent with a field the contract does not name", behaviors.Proves(
+		"notification.intent.unknown-field-ignored",
+	), func(ctx SpecContext) {
+		intent := adminIntent(harness.UniqueName("game"), "pull failed")
+		intent["colour"] = "red"
+		id := publishAdminIntent(ctx, intent)
+		Eventually(ctx, func(g Gomega) {
+			n, err := pipeline.NotificationClient().Notification(ctx, id)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n.Status).To(Equal("routed"))
+			items := deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(id, admin), Status: "sent"})
+			g.Expect(items).To(HaveLen(1))
+		}).Should(Succeed())
+	})
+
+	It("dead-letters an intent entry above 1 MiB without recording it, and the next intent is mailed", behaviors.Proves(
+		"notification.intent.oversized-dead-lettered",
+	), func(ctx SpecContext) {
+		big := adminIntent(harness.UniqueName("game"), "pull failed")
+		big["padding"] = strings.Repeat("x", 1<<20)
+		bigID := publish(ctx, pipeline.Streams.Intents, big)
+		goodID := publishAdminIntent(ctx, adminIntent(harness.UniqueName("game"), "pull failed"))
+
+		Eventually(ctx, func(g Gomega) {
+			dead := deadLetterOf(ctx, g, pipeline.Streams.Intents, bigID)
+			g.Expect(dead).NotTo(BeNil())
+			g.Expect(dead["dead_error"]).To(ContainSubstring("too large"))
+			g.Expect(dead["dead_group"]).To(Equal("notification"))
+			g.Expect(dead["notification_type"]).To(Equal("runtime.image_pull_failed"))
+		}).Should(Succeed())
+		Eventually(ctx, func(g Gomega) {
+			items := deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(goodID, admin), Status: "sent"})
+			g.Expect(items).To(HaveLen(1))
+		}).Should(Succeed())
+		_, err := pipeline.NotificationClient().Notification(ctx, bigID)
+		Expect(harness.StatusOf(err)).To(Equal(http.StatusNotFound), "not recorded: %v", err)
 	})
 })

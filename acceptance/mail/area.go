@@ -10,13 +10,17 @@
 //
 // Every process runs its own Mailpit and its own mail process (smtp mode,
 // short retry schedule) on its own stream and database, started by the first
-// Mail spec it runs. Specs that stop Mailpit or set its chaos triggers
-// restore it in DeferCleanup.
+// Mail spec it runs, with a template directory of its own: a copy of the
+// shipped templates, to which specs add templates while Mail runs. Specs that
+// stop Mailpit or set its chaos triggers restore it in DeferCleanup.
 package mail
 
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -45,6 +49,8 @@ type service struct {
 	api     *harness.MailClient
 	mailpit *harness.Mailpit
 	smtp    *harness.MailpitClient
+	// templates is Mail's MAIL_TEMPLATE_DIR.
+	templates string
 }
 
 // Name and Processes make the service a shared resource of the process
@@ -57,11 +63,22 @@ func (s *service) Processes() []*harness.Process {
 // startService starts Mailpit, then Mail in smtp mode pointed at it with a
 // short retry schedule, and waits until both are ready.
 func startService(ctx context.Context, tb harness.TB) *service {
+	// A copy of the shipped templates: specs add templates of their own
+	// while Mail runs, and the checkout's directory stays as it is.
+	root, err := harness.RepoRoot()
+	if err != nil {
+		tb.Fatalf("repository root: %v", err)
+	}
+	templates := tb.TempDir()
+	if err := os.CopyFS(templates, os.DirFS(filepath.Join(root, "mail", "templates"))); err != nil {
+		tb.Fatalf("copy the shipped templates: %v", err)
+	}
 	mp := harness.StartMailpit(ctx, tb)
 	p := harness.StartPipeline(ctx, tb, framework.Infra(), harness.PipelineOptions{
 		Services: []string{"mail"},
 		SMTPAddr: mp.SMTPAddr,
 		Env: map[string]map[string]string{"mail": {
+			"MAIL_TEMPLATE_DIR": templates,
 			// Long enough for an operator resend to send within its
 			// request.
 			"MAIL_OPERATOR_REQUEST_TIMEOUT": "5s",
@@ -73,7 +90,18 @@ func startService(ctx context.Context, tb harness.TB) *service {
 			"MAIL_SENDER_POLL_INTERVAL":     "50ms",
 		}},
 	})
-	return &service{Pipeline: p, api: p.MailClient(), mailpit: mp, smtp: mp.Client()}
+	return &service{Pipeline: p, api: p.MailClient(), mailpit: mp, smtp: mp.Client(), templates: templates}
+}
+
+// addTemplate writes the template templateID for locale into Mail's template
+// directory while Mail runs.
+func (s *service) addTemplate(templateID, locale, subject, text, html string) {
+	GinkgoHelper()
+	dir := filepath.Join(s.templates, templateID, locale)
+	Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	for name, body := range map[string]string{"subject.tmpl": subject, "text.tmpl": text, "html.tmpl": html} {
+		Expect(os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)).To(Succeed())
+	}
 }
 
 // recipient is an address no other spec or process uses.
@@ -90,12 +118,17 @@ func imagePullCommand(key, to, locale string, vars map[string]any) map[string]st
 			"error_message": "manifest unknown", "attempted_at_ms": 1700000000123,
 		}
 	}
+	return templateCommand(key, to, "runtime.image_pull_failed", locale, vars)
+}
+
+// templateCommand is a template-mode command from Notification.
+func templateCommand(key, to, templateID, locale string, vars map[string]any) map[string]string {
 	raw, _ := json.Marshal(vars)
 	to2, _ := json.Marshal([]string{to})
 	return map[string]string{
 		"source":                  "notification",
 		"payload_mode":            "template",
-		"template_id":             "runtime.image_pull_failed",
+		"template_id":             templateID,
 		"locale":                  locale,
 		"template_variables_json": string(raw),
 		"to_json":                 string(to2),
@@ -157,4 +190,12 @@ func (s *service) failRecipients(ctx context.Context, code int) {
 func (s *service) clearChaos(ctx context.Context) {
 	GinkgoHelper()
 	Expect(s.smtp.ClearChaos(ctx)).To(Succeed())
+}
+
+// inFlight is Mail's answer on its in-flight endpoint.
+func (s *service) inFlight(ctx context.Context, g Gomega) harness.MailInFlight {
+	var got harness.MailInFlight
+	_, err := harness.DoJSON(ctx, harness.Request{Method: http.MethodGet, URL: s.MailURL + harness.MailInFlightPath}, &got)
+	g.Expect(err).NotTo(HaveOccurred())
+	return got
 }

@@ -135,3 +135,41 @@ func (s *services) createUser(ctx context.Context, u harness.NewUser) {
 	Expect(got.Email).To(Equal(u.Email))
 	Expect(got.Locale).To(Equal(u.Locale))
 }
+
+// mailCommand returns the entry ID and fields of the one command on the mail
+// stream with idempotency key key.
+func (s *services) mailCommand(ctx context.Context, g Gomega, key string) (string, map[string]any) {
+	entries, err := s.Redis.XRange(ctx, s.Streams.MailCommands, "-", "+").Result()
+	g.Expect(err).NotTo(HaveOccurred())
+	var found []redis.XMessage
+	for _, e := range entries {
+		if e.Values["idempotency_key"] == key {
+			found = append(found, e)
+		}
+	}
+	g.Expect(found).To(HaveLen(1), "mail commands with key %s", key)
+	return found[0].ID, found[0].Values
+}
+
+// notificationInFlight is the answer of p's Notification on its in-flight
+// endpoint.
+func notificationInFlight(ctx context.Context, g Gomega, p *harness.Pipeline) harness.NotificationInFlight {
+	var got harness.NotificationInFlight
+	_, err := harness.DoJSON(ctx, harness.Request{URL: p.NotificationURL + harness.NotificationInFlightPath}, &got)
+	g.Expect(err).NotTo(HaveOccurred())
+	return got
+}
+
+// decodeObject decodes a JSON object as the APIs' clients do (numbers as
+// float64).
+func decodeObject(raw string) map[string]any {
+	GinkgoHelper()
+	var m map[string]any
+	Expect(json.Unmarshal([]byte(raw), &m)).To(Succeed(), raw)
+	return m
+}
+
+// toXAdd is the XADD of fields to stream.
+func toXAdd(stream string, fields map[string]string) *redis.XAddArgs {
+	return &redis.XAddArgs{Stream: stream, Values: toAny(fields)}
+}

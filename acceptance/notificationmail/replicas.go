@@ -8,13 +8,16 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
 
 var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
-	It("share one consumer group and mail every intent exactly once", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("share one consumer group and mail every intent exactly once", speclabel.SlowSpec(), behaviors.Proves(
+		"notification.exactly-once.replicas",
+	), func(ctx SpecContext) {
 		// A second process with the first one's database and streams, as a
 		// second replica of the deployment would be.
 		replica := svc.Service("notification").Replica(ctx, GinkgoT(), nil)

@@ -14,6 +14,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
@@ -611,7 +612,7 @@ func (d *drill) expectWhole(ctx context.Context, exact func(*item) bool) {
 	d.expectOnce(ctx, s, exact)
 
 	By("the containers: one for each game that started, none for the rest; none after the stops")
-	d.expectContainers(ctx, exact)
+	d.expectContainers(ctx, s, exact)
 	d.stopGames(ctx, exact)
 
 	By("nothing pending in any consumer group, nothing dead-lettered, nothing more after the stops")
@@ -657,7 +658,7 @@ func (d *drill) expectOnce(ctx context.Context, s snapshot, exact func(*item) bo
 			for _, r := range results {
 				Expect(r).To(HaveKeyWithValue("game_id", j.GameID), "result of %s", it)
 				if j.ErrorCode == "" {
-					Expect(r).To(And(HaveKeyWithValue("outcome", "succeeded"), HaveKeyWithValue("container_id", Not(BeEmpty()))), "result of %s", it)
+					Expect(r).To(And(HaveKeyWithValue("outcome", "succeeded"), HaveKeyWithValue("container_id", MatchRegexp(`^[0-9a-f]{64}$`))), "result of %s", it)
 				} else {
 					Expect(r).To(And(HaveKeyWithValue("outcome", "failed"), HaveKeyWithValue("error_code", j.ErrorCode)), "result of %s", it)
 				}
@@ -724,7 +725,9 @@ func (d *drill) expectReceivedOnce(ctx context.Context, deliveries []harness.Del
 	Expect(messages).To(HaveLen(len(deliveries)), "messages received")
 }
 
-func (d *drill) expectContainers(ctx context.Context, exact func(*item) bool) {
+// expectContainers checks Docker against s: a game whose start succeeded
+// has the one container its result names, the others none.
+func (d *drill) expectContainers(ctx context.Context, s snapshot, exact func(*item) bool) {
 	GinkgoHelper()
 	for _, it := range d.items {
 		j := it.job
@@ -735,6 +738,9 @@ func (d *drill) expectContainers(ctx context.Context, exact func(*item) bool) {
 		Expect(err).NotTo(HaveOccurred())
 		if j.ErrorCode == "" {
 			Expect(ids).To(onceOrNot(exact(it)), "containers of %s", it)
+			if results := s.startResults[j.JobID]; len(results) == 1 {
+				Expect(ids).To(ConsistOf(results[0]["container_id"]), "the container the result of %s names", it)
+			}
 		} else {
 			Expect(ids).To(BeEmpty(), "containers of %s", it)
 		}
@@ -822,3 +828,63 @@ func (d *drill) expectQuiet(ctx context.Context, exact func(*item) bool, before 
 
 // holdFault keeps a fault in place while the flow goes on.
 func holdFault(d time.Duration) { time.Sleep(d) }
+
+// expectUserRoutesWaiting checks, while the User Service is down, that
+// Notification's in-flight endpoint counts exactly the user routes of the
+// flow not yet handed to Mail — one route, of one notification, per user
+// intent published whose mail Mail does not hold — each awaiting its first
+// attempt or a retry (docs/contracts.md, "Observing in-flight work").
+func (d *drill) expectUserRoutesWaiting(ctx context.Context) {
+	GinkgoHelper()
+	Expect(d.p.User.Running()).To(BeFalse(), "the User Service is down")
+	// Admin routes are handed off within moments, and a user intent may be
+	// published but not yet taken: poll until the counts agree.
+	Eventually(ctx, func(g Gomega) {
+		s, err := d.snapshot(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		var f harness.NotificationInFlight
+		g.Expect(harness.GetJSON(ctx, d.p.NotificationURL+harness.NotificationInFlightPath, &f)).To(Succeed())
+		waiting := int64(0)
+		for _, it := range d.items {
+			if it.intent == nil || !it.intent.User || len(it.entryIDs) == 0 {
+				continue
+			}
+			want, _ := d.mail(it)
+			if len(s.deliveriesFor(it.gameID(), want)) == 0 {
+				waiting++
+			}
+		}
+		g.Expect(waiting).To(BeNumerically(">", 0), "user intents waiting for the User Service")
+		g.Expect(f).To(MatchAllFields(Fields{
+			"PendingNotifications": Equal(waiting),
+			"PendingRoutes":        Equal(waiting),
+			"AwaitingFirstAttempt": BeNumerically("<=", waiting),
+			"AwaitingRetry":        Equal(waiting - f.AwaitingFirstAttempt),
+			"InFlight":             Equal(waiting),
+		}))
+	}).Should(Succeed())
+}
+
+// expectDeliveriesRetrying checks, while the SMTP server is down, that
+// Mail's in-flight endpoint counts exactly the deliveries its list shows
+// retrying, none queued or sending for long, and in_flight their sum.
+func (d *drill) expectDeliveriesRetrying(ctx context.Context) {
+	GinkgoHelper()
+	retrying := func() (int64, error) {
+		items, err := d.mailAPI.AllDeliveries(ctx, harness.DeliveryQuery{Status: "retrying"})
+		return int64(len(items)), err
+	}
+	// A retry attempt makes a delivery sending for a moment: poll until one
+	// observation, between two equal counts of the list, agrees.
+	Eventually(ctx, func(g Gomega) {
+		before, err := retrying()
+		g.Expect(err).NotTo(HaveOccurred())
+		var f harness.MailInFlight
+		g.Expect(harness.GetJSON(ctx, d.p.MailURL+harness.MailInFlightPath, &f)).To(Succeed())
+		after, err := retrying()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(after).To(Equal(before))
+		g.Expect(before).To(BeNumerically(">", 0))
+		g.Expect(f).To(Equal(harness.MailInFlight{Retrying: before, InFlight: before}))
+	}).Should(Succeed())
+}

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -31,6 +32,11 @@ var _ = describe("a service killed with SIGKILL while work flows", func() {
 			Expect(proc.Kill()).To(Succeed())
 			killedAt := time.Now()
 			holdFault(killDowntime)
+			if service == "userservice" {
+				// Still down: what Notification cannot hand off yet, it
+				// counts as in flight.
+				d.expectUserRoutesWaiting(ctx)
+			}
 
 			By("restarting " + service)
 			restartedAt := time.Now()
@@ -41,9 +47,14 @@ var _ = describe("a service killed with SIGKILL while work flows", func() {
 			d.expectWhole(ctx, everything)
 		},
 		speclabel.SlowSpec(),
-		Entry("the Runtime Manager", SpecTimeout(specTimeout), "rtmanager"),
-		Entry("Notification", SpecTimeout(specTimeout), "notification"),
-		Entry("Mail", SpecTimeout(specTimeout), "mail"),
-		Entry("the User Service", SpecTimeout(specTimeout), "userservice"),
+		Entry("the Runtime Manager", SpecTimeout(specTimeout), "rtmanager",
+			behaviors.Proves("contract.streams.reclaim-dead-consumer", "contract.streams.ack-after-durable",
+				"rtm.jobs.one-result-per-job", "rtm.lease.dead-holder")),
+		Entry("Notification", SpecTimeout(specTimeout), "notification",
+			behaviors.Proves("contract.streams.reclaim-dead-consumer", "contract.streams.ack-after-durable")),
+		Entry("Mail", SpecTimeout(specTimeout), "mail",
+			behaviors.Proves("contract.streams.reclaim-dead-consumer", "contract.streams.ack-after-durable")),
+		Entry("the User Service", SpecTimeout(specTimeout), "userservice",
+			behaviors.Proves("contract.inflight.notification-counts-routes")),
 	)
 })

@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -25,7 +26,7 @@ var _ = describe("PostgreSQL crashed mid-flight", func() {
 	// every commit a service was told had happened survives and anything
 	// missing afterwards is the services' loss; the suite's shared image
 	// runs without it and could lose such commits.
-	It("loses nothing and repeats nothing", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("loses nothing and repeats nothing", speclabel.SlowSpec(), behaviors.Proves("contract.streams.ack-after-durable", "rtm.jobs.dependency-outage-retried", "rtm.jobs.one-result-per-job"), func(ctx SpecContext) {
 		pg := harness.StartDurablePostgres(ctx, GinkgoT())
 		own := infra
 		own.PostgresAdminDSN, own.PostgresContainerID = pg.AdminDSN, pg.ContainerID

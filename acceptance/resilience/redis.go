@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -20,7 +21,7 @@ import (
 var redisDowntime = max(deliveryBudget, routeBudget) + drillClaimIdle
 
 var _ = describe("Redis restarted mid-flight", func() {
-	It("loses nothing when Redis crashes with its append-only file on", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("loses nothing when Redis crashes with its append-only file on", speclabel.SlowSpec(), behaviors.Proves("rtm.jobs.dependency-outage-retried", "rtm.jobs.one-result-per-job"), func(ctx SpecContext) {
 		r := harness.StartDurableRedis(ctx, GinkgoT())
 		own := infra
 		own.RedisAddr, own.RedisContainerID = r.Addr, r.ContainerID
@@ -47,7 +48,7 @@ var _ = describe("Redis restarted mid-flight", func() {
 	// a fault of the services — but nothing may happen twice, nothing
 	// published after the restart may be lost, and every service must
 	// carry on by itself.
-	It("loses no work published after Redis restarts empty, and repeats none from before", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("loses no work published after Redis restarts empty, and repeats none from before", speclabel.SlowSpec(), behaviors.Proves("contract.streams.group-from-start", "rtm.jobs.one-result-per-job"), func(ctx SpecContext) {
 		r := harness.StartRedis(ctx, GinkgoT())
 		own := infra
 		own.RedisAddr, own.RedisContainerID = r.Addr, r.ContainerID

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -38,7 +39,7 @@ const smtpDowntime = 2 * mailRetryBackoffMin
 var _ = describe("the SMTP server down for a while", func() {
 	// Mail runs in smtp mode against Mailpit with the drill's retry
 	// schedule (mailRetryBackoffMin, doubling, mailMaxAttempts).
-	It("sends every mail exactly once when it is back", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("sends every mail exactly once when it is back", speclabel.SlowSpec(), behaviors.Proves("contract.inflight.mail-counts-deliveries", "mail.smtp.transient-retried"), func(ctx SpecContext) {
 		mp := harness.StartMailpit(ctx, GinkgoT())
 		d := newDrill(ctx, drillOptions{infra: infra, mailpit: mp})
 		f := d.startFlow(ctx, d.items)
@@ -97,6 +98,9 @@ var _ = describe("the SMTP server down for a while", func() {
 		}
 		Expect(refused).To(BeNumerically(">", 0), "attempts refused by the stopped server")
 		Expect(retried).To(BeNumerically(">", 0), "deliveries retried during the outage of %s", smtpDowntime)
+
+		By("Mail counting the deliveries waiting for their retry as in flight")
+		d.expectDeliveriesRetrying(ctx)
 
 		By("starting the SMTP server again on the same address")
 		restartedAt := time.Now()

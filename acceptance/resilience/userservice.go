@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -21,7 +22,7 @@ import (
 var userServiceDowntimeAfterFlow = routeBudget + drillRouteBackoffMax
 
 var _ = describe("the User Service down for longer than a route's budget", func() {
-	It("sends every user mail of the outage once it is back, and no route is dead", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("sends every user mail of the outage once it is back, and no route is dead", speclabel.SlowSpec(), behaviors.Proves("contract.inflight.notification-counts-routes"), func(ctx SpecContext) {
 		d := newDrill(ctx, drillOptions{infra: infra})
 		proc, base := d.service("userservice")
 		f := d.startFlow(ctx, d.items)
@@ -32,6 +33,9 @@ var _ = describe("the User Service down for longer than a route's budget", func(
 		killedAt := time.Now()
 		f.wait(ctx)
 		holdFault(time.Until(f.last.Add(userServiceDowntimeAfterFlow)))
+
+		By("Notification counting every user route of the outage as in flight")
+		d.expectUserRoutesWaiting(ctx)
 
 		By("no notification dead when the outage has outlasted the route budget")
 		notifications := &harness.NotificationClient{BaseURL: d.p.NotificationURL}

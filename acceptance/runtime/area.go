@@ -2,12 +2,16 @@
 // container as the rtmanager binary runs it on a real Docker daemon —
 // started from a registry and reported healthy, stopped with its state kept,
 // watched until it turns unhealthy or exits, kept running across a restart
-// of the manager, and never started twice — seen only through the service's
-// streams, its HTTP API and the daemon.
+// of the manager, and never started twice — its stop jobs, its job streams
+// (groups, reclaim, dead letters), its HTTP API and its loops, seen only
+// through the service's streams, its HTTP API and the daemon.
 //
 // Each process runs one rtmanager of its own (its own database, streams,
 // Docker network, state root and instance identity): a pipeline of the
-// Runtime Manager alone, started by the first runtime spec it runs.
+// Runtime Manager alone, started by the first runtime spec it runs. Specs
+// that need a manager configured otherwise (a missing network, an
+// unreachable daemon, a short orphan grace, streams it has never seen)
+// start one of their own.
 package runtime
 
 import (

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 )
 
@@ -20,7 +21,7 @@ import (
 // specs run one at a time.
 var _ = describe("an internal API with no <P>_INTERNAL_HTTP_ADDR", Serial, func() {
 	for _, s := range services {
-		It(fmt.Sprintf("%s listens on %s only", s.name, s.defaultAddr), func(ctx SpecContext) {
+		It(fmt.Sprintf("%s listens on %s only", s.name, s.defaultAddr), behaviors.Proves("contract.http.loopback-default", "contract.http.healthz"), func(ctx SpecContext) {
 			p := startService(ctx, s, harness.ServiceSpec{
 				UserURL: "http://" + services[0].defaultAddr,
 				Unset:   []string{s.prefix + "INTERNAL_HTTP_ADDR"},

@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
@@ -119,7 +120,7 @@ func startAuthMailpit(ctx context.Context) *harness.Mailpit {
 }
 
 var _ = describe("secrets", func() {
-	It("stay out of logs, metrics, probes and API answers while the pipeline works and fails", speclabel.SlowSpec(), func(ctx SpecContext) {
+	It("stay out of logs, metrics, probes and API answers while the pipeline works and fails", speclabel.SlowSpec(), behaviors.Proves("contract.security.no-secret-in-output", "contract.http.json-errors", "contract.http.readyz-ready"), func(ctx SpecContext) {
 		pgPassword, redisPassword, smtpPassword := newSecret("pgpw"), newSecret("redispw"), newSecret("smtppw")
 		const smtpUser = "galaxy-mail"
 		secrets := []secret{
@@ -163,11 +164,15 @@ var _ = describe("secrets", func() {
 		t := &traffic{p: p, admin: admin}
 
 		By("mailing the operators about a failed start over authenticated SMTP")
-		t.startJob(ctx, "sent", "sent")
+		sent := t.startJob(ctx, "sent", "sent")
 		Eventually(ctx, func(g Gomega) {
 			msgs, err := mp.Client().Messages(ctx)
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(msgs).NotTo(BeEmpty())
+			// Mail's Message-ID is <delivery ID>.<sequence>@….
+			g.Expect(msgs).To(ConsistOf(And(
+				HaveField("MessageID", HavePrefix(sent.DeliveryID+".")),
+				HaveField("To", ConsistOf(HaveField("Address", admin))),
+			)))
 		}).Should(Succeed())
 
 		By("mailing a user resolved through the User Service")
@@ -179,7 +184,10 @@ var _ = describe("secrets", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(now.Authentication).To(Equal(refuseLogin))
 		refused := t.startJob(ctx, "auth-refused", "failed")
-		Expect(refused.ErrorMessage + refused.ErrorCode).NotTo(BeEmpty())
+		// A 5xx reply is permanent: the delivery fails at once with the
+		// server's reply (docs/mail.md, "Retry policy").
+		Expect(refused.ErrorCode).To(Equal("smtp_rejected"))
+		Expect(refused.ErrorMessage).To(ContainSubstring("535"))
 
 		By("retrying a delivery the server defers (451), then sending it")
 		deferRecipients := harness.MailpitChaosTrigger{ErrorCode: 451, Probability: 100}
@@ -197,17 +205,30 @@ var _ = describe("secrets", func() {
 		Expect(resent.Status).To(BeElementOf(http.StatusOK, http.StatusAccepted), "%s", resent.Body)
 		t.texts["mail resend answer"] = string(resent.Body)
 
-		By("answering bad requests")
-		for _, u := range []string{
-			p.MailURL + "/api/v1/internal/deliveries?status=bogus",
-			p.MailURL + "/api/v1/internal/deliveries/nope",
-			p.NotificationURL + "/api/v1/internal/notifications/nope",
-			p.RTManagerURL + "/api/v1/internal/runtimes/nope",
-			p.UserURL + "/api/v1/internal/users/nope",
+		By("answering bad requests with the contract's JSON errors")
+		for u, want := range map[string]struct {
+			status int
+			code   string
+		}{
+			p.MailURL + "/api/v1/internal/deliveries?status=bogus":    {http.StatusBadRequest, "invalid_request"},
+			p.MailURL + "/api/v1/internal/deliveries/nope":            {http.StatusNotFound, "not_found"},
+			p.NotificationURL + "/api/v1/internal/notifications/nope": {http.StatusBadRequest, "invalid_request"},
+			p.NotificationURL + "/api/v1/internal/notifications/1-1":  {http.StatusNotFound, "not_found"},
+			p.RTManagerURL + "/api/v1/internal/runtimes/nope":         {http.StatusNotFound, "not_found"},
+			p.UserURL + "/api/v1/internal/users/nope":                 {http.StatusNotFound, "not_found"},
 		} {
 			a, err := harness.Do(ctx, harness.Request{URL: u})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(a.Status).To(BeNumerically(">=", 400), u)
+			Expect(a.Status).To(Equal(want.status), "%s: %s", u, a.Body)
+			var e struct {
+				Error struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			Expect(json.Unmarshal(a.Body, &e)).To(Succeed(), "%s: %s", u, a.Body)
+			Expect(e.Error.Code).To(Equal(want.code), "%s: %s", u, a.Body)
+			Expect(e.Error.Message).NotTo(BeEmpty(), "%s: %s", u, a.Body)
 			t.texts["answer to GET "+u] = string(a.Body)
 		}
 
@@ -220,6 +241,9 @@ var _ = describe("secrets", func() {
 				a, err := harness.Do(ctx, harness.Request{URL: base + path})
 				Expect(err).NotTo(HaveOccurred())
 				Expect(a.Status).To(Equal(http.StatusOK), "%s %s: %s", name, path, a.Body)
+				if path == "/readyz" {
+					Expect(a.Body).To(MatchJSON(`{"status":"ready"}`), name)
+				}
 				t.texts[name+" "+path] = string(a.Body)
 			}
 		}
@@ -259,7 +283,7 @@ var _ = describe("secrets", func() {
 		))
 	})
 
-	It("stay out of what a start with a wrong or unusable secret prints", func(ctx SpecContext) {
+	It("stay out of what a start with a wrong or unusable secret prints", behaviors.Proves("contract.security.no-secret-in-output", "contract.http.readyz-failed-checks", "contract.config.bad-value-exits-2"), func(ctx SpecContext) {
 		pgPassword, redisPassword, smtpPassword := newSecret("pgpw"), newSecret("redispw"), newSecret("smtppw")
 		wrong := newSecret("wrongpw")
 		secrets := []secret{{"PostgreSQL password", pgPassword}, {"Redis password", redisPassword},
@@ -293,7 +317,7 @@ var _ = describe("secrets", func() {
 		code, err := proc.Wait(30 * time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(code).To(Equal(2))
-		Expect(proc.Logs()).To(ContainSubstring("MAIL_SMTP_FROM"))
+		Expect(outputLines(proc.Logs())).To(ConsistOf(HavePrefix("invalid configuration: MAIL_SMTP_FROM: ")))
 		texts["mail log, invalid sender"] = proc.Logs()
 
 		By("a wrong Redis password: Mail runs, unready, and says why")
@@ -319,8 +343,20 @@ var _ = describe("secrets", func() {
 			notReady, err = harness.Do(ctx, harness.Request{URL: readyz})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(notReady.Status).To(Equal(http.StatusServiceUnavailable))
-			g.Expect(string(notReady.Body)).To(ContainSubstring("redis"))
 		}).Should(Succeed())
+		// One entry, for the one check that fails: PostgreSQL answers.
+		var unready struct {
+			Status string `json:"status"`
+			Checks []struct {
+				Check string `json:"check"`
+				Error string `json:"error"`
+			} `json:"checks"`
+		}
+		Expect(json.Unmarshal(notReady.Body, &unready)).To(Succeed(), "%s", notReady.Body)
+		Expect(unready.Status).To(Equal("unavailable"))
+		Expect(unready.Checks).To(HaveLen(1), "%s", notReady.Body)
+		Expect(unready.Checks[0].Check).To(Equal("redis"))
+		Expect(unready.Checks[0].Error).To(ContainSubstring("WRONGPASS"))
 		// The stream consumer tries to set up its group once a second and
 		// logs each failure: let it fail a few times.
 		Eventually(ctx, func() int { return strings.Count(proc.Logs(), "stream group unavailable") }).

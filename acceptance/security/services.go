@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"maps"
+	"net/http"
 
 	. "github.com/onsi/ginkgo/v2"
 
@@ -19,13 +20,24 @@ type service struct {
 	// apiPath is a GET route of the internal API that answers 200 on an
 	// empty database.
 	apiPath string
+	// inFlight is the service's in-flight endpoint (docs/contracts.md,
+	// "Observing in-flight work"), "" for the User Service, which has none;
+	// idle is its answer when nothing is under way.
+	inFlight, idle string
+	// inFlightQuery is the status of the in-flight endpoint given a query
+	// parameter: Notification and the Runtime Manager refuse one, Mail
+	// ignores it.
+	inFlightQuery int
 }
 
 var services = []service{
-	{"userservice", "USERSERVICE_", "127.0.0.1:8081", "/api/v1/internal/users/nobody/exists"},
-	{"mail", "MAIL_", "127.0.0.1:8082", "/api/v1/internal/deliveries"},
-	{"notification", "NOTIFICATION_", "127.0.0.1:8083", "/api/v1/internal/notifications"},
-	{"rtmanager", "RTMANAGER_", "127.0.0.1:8084", "/api/v1/internal/runtimes"},
+	{"userservice", "USERSERVICE_", "127.0.0.1:8081", "/api/v1/internal/users/nobody/exists", "", "", 0},
+	{"mail", "MAIL_", "127.0.0.1:8082", "/api/v1/internal/deliveries",
+		harness.MailInFlightPath, `{"queued":0,"sending":0,"retrying":0,"in_flight":0}`, http.StatusOK},
+	{"notification", "NOTIFICATION_", "127.0.0.1:8083", "/api/v1/internal/notifications",
+		harness.NotificationInFlightPath, `{"pending_notifications":0,"pending_routes":0,"awaiting_first_attempt":0,"awaiting_retry":0,"in_flight":0}`, http.StatusBadRequest},
+	{"rtmanager", "RTMANAGER_", "127.0.0.1:8084", "/api/v1/internal/runtimes",
+		harness.RTManagerInFlightPath, `{"jobs_running":0,"unpublished":0,"in_flight":0}`, http.StatusBadRequest},
 }
 
 // debugEnv is env with s's logs at debug level: a secret must not leak at

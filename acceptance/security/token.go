@@ -5,16 +5,50 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"galaxy/acceptance/behaviors"
 	"galaxy/harness"
 )
 
+// tokenProof is what a service's token spec proves: the in-flight endpoint
+// only where the service has one (the User Service has none).
+func tokenProof(s service) Labels {
+	ids := []string{"contract.http.api-token", "contract.http.probes-open", "contract.http.healthz", "contract.http.readyz-ready",
+		"contract.http.metrics-prometheus", "contract.security.no-secret-in-output", "contract.logging.json-lines"}
+	if s.inFlight != "" {
+		ids = append(ids, "contract.inflight.answer")
+	}
+	return behaviors.Proves(ids...)
+}
+
+// expectJSONLog checks that every line a service wrote is a JSON object
+// naming its level and its message (the harness's own markers aside).
+func expectJSONLog(logs string) {
+	GinkgoHelper()
+	lines := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if line == "" || strings.HasPrefix(line, "--- harness") {
+			continue
+		}
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		Expect(json.Unmarshal([]byte(line), &rec)).To(Succeed(), "a log line that is not JSON: %q", line)
+		Expect(rec.Level).To(BeElementOf("DEBUG", "INFO", "WARN", "ERROR"), "level of %q", line)
+		Expect(rec.Msg).NotTo(BeEmpty(), "message of %q", line)
+		lines++
+	}
+	Expect(lines).To(BeNumerically(">", 0))
+}
+
 var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 	for _, s := range services {
-		It(fmt.Sprintf("%s answers its API only to the bearer token, and its probes and metrics to anyone", s.name), func(ctx SpecContext) {
+		It(fmt.Sprintf("%s answers its API only to the bearer token, and its probes and metrics to anyone", s.name), tokenProof(s), func(ctx SpecContext) {
 			userURL := ""
 			if s.name == "notification" {
 				// Notification's own dependency, unprotected: this spec
@@ -32,18 +66,20 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 			p, base := svc.Process, svc.URL
 			api := base + s.apiPath
 
+			// Every 401 the service answers, counted against its /metrics.
+			refused := 0
+			expectRefused := func(a harness.Response) {
+				GinkgoHelper()
+				Expect(a.Status).To(Equal(http.StatusUnauthorized), "%s", a.Body)
+				Expect(a.Header.Get("WWW-Authenticate")).To(Equal("Bearer"))
+				Expect(a.Body).To(MatchJSON(`{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`))
+				refused++
+			}
+
 			By("refusing a request without a token")
 			a, err := harness.Do(ctx, harness.Request{URL: api})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(a.Status).To(Equal(http.StatusUnauthorized), "%s", a.Body)
-			Expect(a.Header.Get("WWW-Authenticate")).To(Equal("Bearer"))
-			var e struct {
-				Error struct {
-					Code string `json:"code"`
-				} `json:"error"`
-			}
-			Expect(json.Unmarshal(a.Body, &e)).To(Succeed(), "%s", a.Body)
-			Expect(e.Error.Code).To(Equal("unauthorized"))
+			expectRefused(a)
 
 			By("refusing wrong tokens")
 			for _, auth := range []string{
@@ -57,6 +93,7 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 				a, err := harness.Do(ctx, harness.Request{URL: api, Header: http.Header{"Authorization": {auth}}})
 				Expect(err).NotTo(HaveOccurred())
 				Expect(a.Status).To(Equal(http.StatusUnauthorized), "Authorization: %q → %d %s", auth, a.Status, a.Body)
+				expectRefused(a)
 			}
 
 			By("answering the token")
@@ -64,12 +101,33 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(a.Status).To(Equal(http.StatusOK), "%s", a.Body)
 
-			By("leaving the probes and /metrics open")
-			for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-				a, err := harness.Do(ctx, harness.Request{URL: base + path})
+			if s.inFlight != "" {
+				By("guarding the in-flight endpoint too; with the token it says nothing is under way")
+				a, err = harness.Do(ctx, harness.Request{URL: base + s.inFlight})
 				Expect(err).NotTo(HaveOccurred())
-				Expect(a.Status).To(Equal(http.StatusOK), "%s: %s", path, a.Body)
+				expectRefused(a)
+				a, err = harness.Do(ctx, harness.Request{URL: base + s.inFlight, Token: token})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(a.Status).To(Equal(http.StatusOK), "%s", a.Body)
+				Expect(a.Body).To(MatchJSON(s.idle))
+				a, err = harness.Do(ctx, harness.Request{URL: base + s.inFlight + "?verbose=1", Token: token})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(a.Status).To(Equal(s.inFlightQuery), "%s", a.Body)
+				if s.inFlightQuery == http.StatusOK {
+					Expect(a.Body).To(MatchJSON(s.idle), "the query parameter is ignored")
+				} else {
+					Expect(a.Body).To(MatchJSON(`{"error":{"code":"invalid_request","message":"this endpoint takes no query parameters"}}`))
+				}
 			}
+
+			By("leaving the probes and /metrics open")
+			health, err := harness.Do(ctx, harness.Request{URL: base + "/healthz"})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(health.Status).To(Equal(http.StatusOK), "%s", health.Body)
+			ready, err := harness.Do(ctx, harness.Request{URL: base + "/readyz"})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ready.Status).To(Equal(http.StatusOK), "%s", ready.Body)
+			Expect(ready.Body).To(MatchJSON(`{"status":"ready"}`))
 
 			By("refusing a write without the token, with no effect")
 			switch s.name {
@@ -79,6 +137,7 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 					UserID: id, Email: id + "@example.com", DisplayName: "Mallory", Locale: "en",
 				})
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusUnauthorized), "%v", err)
+				refused++
 				_, err = (&harness.UserClient{BaseURL: base, Token: token}).Get(ctx, id)
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusNotFound), "%v", err)
 			case "mail":
@@ -88,6 +147,7 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 					To: []string{"ops@example.com"}, IdempotencyKey: key, RequestedAtMS: 1700000000000,
 				})
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusUnauthorized), "%v", err)
+				refused++
 				list, err := (&harness.MailClient{BaseURL: base, Token: token}).Do(ctx, http.MethodGet,
 					"/api/v1/internal/deliveries?"+harness.DeliveryQuery{IdempotencyKey: key}.Values().Encode(), nil)
 				Expect(err).NotTo(HaveOccurred())
@@ -95,11 +155,22 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 				Expect(list.Body).To(MatchJSON(`{"items":[],"next_cursor":""}`))
 			}
 
-			By("never writing the token to its log or its metrics")
+			By("counting, in Prometheus' text format on /metrics, every request it refused")
+			scraped, err := harness.ScrapeMetrics(ctx, base)
+			Expect(err).NotTo(HaveOccurred())
+			unauthorized := 0.0
+			for _, v := range scraped.Matching("http_requests_total", map[string]string{"code": "Unauthorized"}) {
+				unauthorized += v
+			}
+			Expect(unauthorized).To(Equal(float64(refused)))
+
+			By("logging JSON lines, and never writing the token to its log or its metrics")
+			expectJSONLog(p.Logs())
 			metrics, err := harness.Do(ctx, harness.Request{URL: base + "/metrics"})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(metrics.Status).To(Equal(http.StatusOK), "%s", metrics.Body)
-			Expect(leaks(map[string]string{"log": p.Logs(), "/metrics": string(metrics.Body)}, secret{"API token", token})).To(BeEmpty())
+			Expect(leaks(map[string]string{"log": p.Logs(), "/metrics": string(metrics.Body), "/readyz": string(ready.Body)},
+				secret{"API token", token})).To(BeEmpty())
 		})
 	}
 })
