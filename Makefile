@@ -28,7 +28,7 @@ SOAK_RATE ?= 50
 # go test only builds them.
 GO_PACKAGES = $$($(GO) list ./... | grep -vx 'galaxy/acceptance')
 
-.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold load soak soak-retention test clean
+.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
