@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"galaxy/harness/docsection"
 )
 
 // benchCase is one command line of the table.
@@ -208,20 +209,6 @@ func render(rows []string, runs int) string {
 
 // rewrite replaces what stands between the markers in path with table.
 func rewrite(path, table string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	text := string(data)
-	begin, end := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if begin < 0 || end < begin {
-		return fmt.Errorf("%s: no %s … %s section to rewrite", path, beginMarker, endMarker)
-	}
-	text = text[:begin+len(beginMarker)] + "\n" + table + text[end:]
-	return os.WriteFile(path, []byte(text), 0o644)
+	_, err := docsection.Rewrite(path, beginMarker, endMarker, table, true)
+	return err
 }

@@ -28,7 +28,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -47,6 +46,7 @@ import (
 
 	"galaxy/acceptance/behaviors"
 	"galaxy/harness/catalogue"
+	"galaxy/harness/docsection"
 )
 
 const (
@@ -456,26 +456,6 @@ func lockWork(work string) (func(), error) {
 
 // rewrite replaces what stands between the markers in path with table.
 func rewrite(path, table string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	text, err := replaceSection(string(data), table)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
-
-func replaceSection(text, table string) (string, error) {
-	begin, end := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if begin < 0 || end < begin {
-		return "", fmt.Errorf("no %s … %s section to rewrite", beginMarker, endMarker)
-	}
-	var b bytes.Buffer
-	b.WriteString(text[:begin+len(beginMarker)])
-	b.WriteString("\n")
-	b.WriteString(table)
-	b.WriteString(text[end:])
-	return b.String(), nil
+	_, err := docsection.Rewrite(path, beginMarker, endMarker, table, true)
+	return err
 }

@@ -183,24 +183,6 @@ func TestRenderTable(t *testing.T) {
 	}
 }
 
-func TestReplaceSection(t *testing.T) {
-	doc := "# Doc\n\n## Mutants\n\n" + beginMarker + "\nold table\n" + endMarker + "\n\ntail\n"
-	got, err := replaceSection(doc, "new table\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "# Doc\n\n## Mutants\n\n" + beginMarker + "\nnew table\n" + endMarker + "\n\ntail\n"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if _, err := replaceSection("# Doc\n", "x"); err == nil {
-		t.Error("a document without markers was rewritten")
-	}
-	if _, err := replaceSection(endMarker+beginMarker, "x"); err == nil {
-		t.Error("markers in the wrong order were accepted")
-	}
-}
-
 func TestCopyTreeKeepsModesAndReplacesTheOldCopy(t *testing.T) {
 	root, dst := t.TempDir(), filepath.Join(t.TempDir(), "tree")
 	if err := os.MkdirAll(filepath.Join(root, "images"), 0o755); err != nil {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
 
 	"galaxy/harness/catalogue"
+	"galaxy/harness/docsection"
 )
 
 // The generated table sits between these two lines of docs/acceptance.md.
@@ -20,23 +20,14 @@ const (
 // updateTable writes the behaviour table into the Markdown file at path
 // (write), or reports that the table there is not the current one.
 func updateTable(path string, behaviours []catalogue.Behavior, reports []types.Report, write bool) error {
-	data, err := os.ReadFile(path)
+	changed, err := docsection.Rewrite(path, tableBegin, tableEnd, renderTable(behaviours, reports), write)
 	if err != nil {
 		return err
 	}
-	doc := string(data)
-	begin, end := strings.Index(doc, tableBegin), strings.Index(doc, tableEnd)
-	if begin < 0 || end < begin {
-		return fmt.Errorf("%s: no behaviour table (the lines %q … %q)", path, tableBegin, tableEnd)
-	}
-	updated := doc[:begin] + tableBegin + "\n" + renderTable(behaviours, reports) + doc[end:]
-	if updated == doc {
-		return nil
-	}
-	if !write {
+	if changed && !write {
 		return fmt.Errorf("%s: the behaviour table is out of date: run `make behaviors-table`", path)
 	}
-	return os.WriteFile(path, []byte(updated), 0o644)
+	return nil
 }
 
 // renderTable is one Markdown table per catalogue file: each behaviour, its
