@@ -173,10 +173,15 @@ var _ = describe("a consumer killed at a crash point between reading an entry an
 			crashCase{service: "rtmanager", point: "rtmanager.outbox.before-mark", input: failingStart,
 				// The result is published first; the intent waits for the restart.
 				atCrash: func(ctx context.Context, r *crashRun) { r.expectPublished(ctx, 1, 0) }}),
-		Entry("the Runtime Manager, after the result and intent were published and before the XACK", SpecTimeout(crashSpecTimeout),
+		Entry("the Runtime Manager, after the outcome committed and before the XACK", SpecTimeout(crashSpecTimeout),
 			behaviors.Proves("rtm.crash.before-ack"),
 			crashCase{service: "rtmanager", point: "streams.before-ack.rtmanager", input: failingStart,
-				atCrash: func(ctx context.Context, r *crashRun) { r.expectPublished(ctx, 1, 1) }}),
+				// The handler returns once the outcome is durable; publishing
+				// it is tried at once, and a try that fails (a slow machine
+				// ends the job's lease, and with it its context) is left to
+				// the outbox sweeper. So at the kill the result and the
+				// intent are each published once or not yet.
+				atCrash: func(ctx context.Context, r *crashRun) { r.expectPublishedAtMost(ctx, 1, 1) }}),
 	)
 })
 
@@ -326,6 +331,18 @@ func (r *crashRun) expectPublished(ctx context.Context, results, intents int) {
 	in, err := entries(ctx, r.p.Redis, r.p.Streams.Intents)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(in).To(HaveLen(intents), "intents")
+}
+
+// expectPublishedAtMost checks that at most results job results and
+// intents intents have been published so far.
+func (r *crashRun) expectPublishedAtMost(ctx context.Context, results, intents int) {
+	GinkgoHelper()
+	rs, err := entries(ctx, r.p.Redis, r.p.Streams.JobResults)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(len(rs)).To(BeNumerically("<=", results), "job results")
+	in, err := entries(ctx, r.p.Redis, r.p.Streams.Intents)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(len(in)).To(BeNumerically("<=", intents), "intents")
 }
 
 // restart starts the killed service again with the same environment: the
