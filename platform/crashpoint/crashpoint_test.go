@@ -20,15 +20,21 @@ import (
 // process with crash points instead of running the tests.
 const helperVariable = "CRASHPOINT_TEST_HELPER"
 
-// TestHelperProcess is the re-executed process: it passes the points named
-// in helperVariable ("name" or "name/scope", comma-separated) in order and
-// says after each that it got past it. A deferred line shows whether the
-// process ended normally.
-func TestHelperProcess(t *testing.T) {
-	points := os.Getenv(helperVariable)
-	if points == "" {
-		t.Skip("run by the other tests as a subprocess")
+// TestMain makes the test binary, re-executed by run with helperVariable
+// set, act as the process with crash points instead of running the tests.
+func TestMain(m *testing.M) {
+	if points := os.Getenv(helperVariable); points != "" {
+		passPoints(points)
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// passPoints is the re-executed process: it passes the points named in
+// points ("name" or "name/scope", comma-separated) in order and says after
+// each that it got past it. A deferred line shows whether the process ended
+// normally.
+func passPoints(points string) {
 	defer fmt.Println("deferred ran")
 	for _, p := range strings.Split(points, ",") {
 		name, scope, scoped := strings.Cut(p, "/")
@@ -55,7 +61,7 @@ func run(t *testing.T, points string, env ...string) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+	cmd := exec.CommandContext(ctx, os.Args[0])
 	// A helper stuck at a point that failed to kill it is ended with
 	// SIGQUIT (a goroutine dump, exit code 2), never with the SIGKILL the
 	// tests look for.
