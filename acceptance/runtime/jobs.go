@@ -42,12 +42,7 @@ var _ = describe("stop jobs", func() {
 				"game_id": gameID, "requested_at_ms": nowMS(), "job_id": jobID, "reason": "acceptance",
 				"traceparent": "00-" + traceID + "-" + spanID + "-01",
 			})
-			var r map[string]string
-			Eventually(func(g Gomega) {
-				rs := results(ctx, gameID)
-				g.Expect(rs).To(HaveLen(1))
-				r = rs[0]
-			}).WithContext(ctx).Should(Succeed())
+			r := oneResult(ctx, gameID)
 			Expect(r).To(MatchAllKeys(Keys{
 				"id":             MatchRegexp(`^\d+-\d+$`),
 				"job_id":         Equal(jobID),

@@ -108,6 +108,18 @@ func results(ctx context.Context, gameID string) []map[string]string {
 	return rs
 }
 
+// oneResult waits until gameID has exactly one job result and returns it.
+func oneResult(ctx context.Context, gameID string) map[string]string {
+	GinkgoHelper()
+	var r map[string]string
+	Eventually(func(g Gomega) {
+		rs := results(ctx, gameID)
+		g.Expect(rs).To(HaveLen(1))
+		r = rs[0]
+	}).WithContext(ctx).Should(Succeed())
+	return r
+}
+
 // resultsOfJob are the job results with job_id jobID, oldest first.
 func resultsOfJob(ctx context.Context, jobID string) []map[string]string {
 	GinkgoHelper()

@@ -79,12 +79,7 @@ var _ = describe("a game's life", func() {
 			DeferCleanup(stopGame, gameID, NodeTimeout(10*time.Second))
 
 			By("answering the job with one succeeded result naming the container")
-			var result map[string]string
-			Eventually(func(g Gomega) {
-				rs := results(ctx, gameID)
-				g.Expect(rs).To(HaveLen(1))
-				result = rs[0]
-			}).WithContext(ctx).Should(Succeed())
+			result := oneResult(ctx, gameID)
 			Expect(result).To(MatchAllKeys(Keys{
 				"id":             MatchRegexp(`^\d+-\d+$`),
 				"job_id":         Equal(entryID),
