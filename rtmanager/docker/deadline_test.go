@@ -52,7 +52,7 @@ func TestEveryCallEndsAtItsDeadline(t *testing.T) {
 			return err
 		},
 		"start container 0123456789ab":     func() error { return e.Start(ctx, longID) },
-		"remove container 0123456789ab":    func() error { return e.Remove(ctx, longID) },
+		"remove container 0123456789ab":    func() error { _, err := e.Remove(ctx, longID); return err },
 		"inspect container 0123456789ab":   func() error { _, err := e.Inspect(ctx, longID); return err },
 		"list containers of instance test": func() error { _, err := e.Owned(ctx); return err },
 		"inspect container galaxy-game-g1": func() error { _, err := e.Inspect(ctx, ContainerName("g1")); return err },

@@ -326,7 +326,7 @@ func (e *Engine) Create(ctx context.Context, s Spec) (string, error) {
 	if labels[LabelManaged] != "true" || labels[LabelGameID] != s.GameID || labels[LabelInstance] != e.Instance {
 		return "", fmt.Errorf("%w: the name belongs to a container this manager does not own", err)
 	}
-	if rerr := e.Remove(ctx, existing.Container.ID); rerr != nil {
+	if _, rerr := e.Remove(ctx, existing.Container.ID); rerr != nil {
 		return "", fmt.Errorf("%w: %v", err, rerr)
 	}
 	return e.create(ctx, name, s)
@@ -399,20 +399,24 @@ func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) err
 	return nil
 }
 
-// Remove force-removes a container; one that is already gone is not an error.
-func (e *Engine) Remove(ctx context.Context, id string) error {
-	_, err := call(ctx, e, "remove container "+short(id), e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerRemoveResult, error) {
+// Remove force-removes a container; one that is already gone, or that
+// another call is removing, is not an error. removed says whether this call
+// removed it: a loop counts and logs only what it removed itself, not a
+// container a replica's pass or an earlier removal took.
+func (e *Engine) Remove(ctx context.Context, id string) (removed bool, err error) {
+	_, err = call(ctx, e, "remove container "+short(id), e.callTimeout(), callTimeoutVariable, func(ctx context.Context) (client.ContainerRemoveResult, error) {
 		return e.Client.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		// "removal already in progress" is a conflict: someone else is
-		// removing it, which is what we want.
-		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
-			return nil
-		}
-		return err
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"):
+		// Someone else is removing it, which is what we want.
+		return false, nil
 	}
-	return nil
+	return false, err
 }
 
 // Info is what the loops need to know about one container.

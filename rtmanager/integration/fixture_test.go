@@ -182,7 +182,7 @@ func (e *env) removeOwned() {
 		return
 	}
 	for _, c := range owned {
-		if err := e.engine.Remove(ctx, c.ID); err != nil {
+		if _, err := e.engine.Remove(ctx, c.ID); err != nil {
 			e.t.Logf("clean-up: %v", err)
 		}
 	}

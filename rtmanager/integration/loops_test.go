@@ -104,7 +104,7 @@ func TestReconcileReportsAMissingContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := e.runtime(g)
-	if err := e.engine.Remove(context.Background(), rt.ContainerID); err != nil {
+	if _, err := e.engine.Remove(context.Background(), rt.ContainerID); err != nil {
 		t.Fatal(err)
 	}
 	e.runLoops()
@@ -180,7 +180,7 @@ func TestReconcileRemovesOrphansOfThisInstanceOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = e.engine.Remove(context.Background(), res.ID) })
+		t.Cleanup(func() { _, _ = e.engine.Remove(context.Background(), res.ID) })
 		return res.ID
 	}
 	orphan := mk("orphan-"+harness.UniqueSuffix(), e.instance)
@@ -234,7 +234,7 @@ func TestReconcileForgetsRemovedContainers(t *testing.T) {
 	if n := e.mon.Tracked(); n != 1 {
 		t.Fatalf("tracked containers after adopting the game = %d; want 1", n)
 	}
-	if err := e.engine.Remove(ctx, e.runtime(g).ContainerID); err != nil {
+	if _, err := e.engine.Remove(ctx, e.runtime(g).ContainerID); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.mon.ReconcileOnce(ctx); err != nil {

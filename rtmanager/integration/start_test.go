@@ -436,7 +436,7 @@ func TestNameTakenByAForeignContainerIsContainerStartFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.engine.Remove(context.Background(), res.ID) })
+	t.Cleanup(func() { _, _ = e.engine.Remove(context.Background(), res.ID) })
 	if err := e.handleStart(newEntryID(), startValues(g, shared.gameImage)); err != nil {
 		t.Fatalf("handle: %v", err)
 	}

@@ -441,9 +441,13 @@ func (m *Monitor) ReconcileOnce(ctx context.Context) error {
 		if rt.State == store.StateStopped && !c.Running {
 			continue // cleanup's case
 		}
-		if err := m.Engine.Remove(ctx, c.ID); err != nil {
+		removed, err := m.Engine.Remove(ctx, c.ID)
+		if err != nil {
 			m.Logger.Warn("remove orphan container", "container_id", c.ID, "name", c.Name, "err", err)
 			continue
+		}
+		if !removed {
+			continue // gone already: whoever removed it counted it
 		}
 		m.Logger.Warn("orphan container removed", "container_id", c.ID, "name", c.Name,
 			"game_id", c.Labels[docker.LabelGameID], "state", c.State)
@@ -530,9 +534,13 @@ func (m *Monitor) CleanupOnce(ctx context.Context) error {
 		if err != nil || rt.State != store.StateStopped {
 			continue
 		}
-		if err := m.Engine.Remove(ctx, c.ID); err != nil {
+		removed, err := m.Engine.Remove(ctx, c.ID)
+		if err != nil {
 			m.Logger.Warn("remove container of a stopped game", "container_id", c.ID, "err", err)
 			continue
+		}
+		if !removed {
+			continue // gone already: whoever removed it counted it
 		}
 		m.Logger.Info("container of a stopped game removed", "game_id", rt.GameID, "container_id", c.ID)
 		if m.Metrics != nil {

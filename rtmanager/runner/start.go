@@ -138,7 +138,7 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 	removeCreated := func() {
 		cctx, cancel := cleanupContext(ctx)
 		defer cancel()
-		if err := r.Engine.Remove(cctx, id); err != nil {
+		if _, err := r.Engine.Remove(cctx, id); err != nil {
 			log.Error("remove container of a failed start; the reconcile loop retries", "container_id", id, "err", err)
 		}
 	}

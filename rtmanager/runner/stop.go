@@ -85,7 +85,7 @@ func (r *Runner) stop(ctx context.Context, deliveries int64, job jobspec.StopJob
 		}
 		err := r.Engine.Stop(ctx, id, r.Cfg.StopTimeout)
 		if err == nil {
-			err = r.Engine.Remove(ctx, id)
+			_, err = r.Engine.Remove(ctx, id)
 		}
 		if err != nil {
 			if r.retryable(ctx, deliveries, err) {
