@@ -78,6 +78,9 @@ type Dispatcher struct {
 	Logger         *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	// retryAt wakes RunRetries for the retries this process schedules.
+	retryAt alarm
 }
 
 func (d *Dispatcher) now() time.Time {
@@ -358,6 +361,9 @@ func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, m
 	}
 	u.Status = routing.RoutePending
 	u.NextAttemptAtMS = now.Add(d.Backoff.Delay(attempts)).UnixMilli()
+	// Early if the transaction does not commit after all: the loop then
+	// finds nothing due and sleeps again.
+	d.retryAt.set(time.UnixMilli(u.NextAttemptAtMS))
 	d.Metrics.Routes.WithLabelValues("retry").Inc()
 	// One line per route would flood the log when a dependency is down;
 	// handOff logs a summary per batch instead.

@@ -52,9 +52,10 @@ const RetryBatch = 200
 
 // RunRetries hands off due routes until ctx ends: retries after a backoff and
 // routes whose first hand-off never finished (the recording process died).
-// Every poll interval it takes due notifications in batches; several
-// processes share the work through row locks. It also purges expired
-// idempotency keys hourly.
+// It looks when a retry this process scheduled is due, and otherwise every
+// poll interval, and takes due notifications in batches; several processes
+// share the work through row locks. It also purges expired idempotency keys
+// hourly.
 func (d *Dispatcher) RunRetries(ctx context.Context, st *store.Store, poll time.Duration) error {
 	notFresh := func(string) bool { return false }
 	lastPurge := time.Time{}
@@ -74,16 +75,7 @@ func (d *Dispatcher) RunRetries(ctx context.Context, st *store.Store, poll time.
 		if err == nil && n == RetryBatch {
 			continue
 		}
-		sleep(ctx, poll)
+		d.retryAt.wait(ctx, poll)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -112,7 +112,7 @@ func main() {
 		{Name: "http", Run: func(ctx context.Context) error { return srv.Run(ctx, cfg.ShutdownTimeout.D()) }},
 		{Name: "intake", Run: in.Run},
 		{Name: "retries", Run: func(ctx context.Context) error {
-			return dispatcher.RunRetries(ctx, st, retryPoll(cfg.RouteBackoffMin.D()))
+			return dispatcher.RunRetries(ctx, st, retrySweep)
 		}},
 		housekeeping.Part(cfg.Base, rdb, []string{cfg.IntentsStream},
 			[]housekeeping.Table{{Name: "notifications", Purge: st.PurgeFinished}}, reg, logger),
@@ -139,9 +139,9 @@ func main() {
 	lifecycle.Exit(logger, lifecycle.Run(ctx, logger, cfg.ShutdownTimeout.D(), parts...))
 }
 
-// retryPoll is how often the retry loop looks for due routes: often enough
-// that a retry is not late by much more than a fraction of the shortest
-// backoff, without polling PostgreSQL in a tight loop.
-func retryPoll(backoffMin time.Duration) time.Duration {
-	return min(max(backoffMin/2, 20*time.Millisecond), time.Second)
-}
+// retrySweep is how often the retry loop looks for due routes it did not
+// schedule itself (the retries it schedules wake it when due): routes of a
+// process that died, and first hand-offs it never finished. A second is
+// soon next to the claim and lease timers that bring such work back, and
+// keeps an idle process off PostgreSQL.
+const retrySweep = time.Second
