@@ -74,8 +74,7 @@ var serviceDefs = []ServiceDef{
 		Prefix:  "NOTIFICATION_",
 		redis:   true,
 		base: map[string]string{
-			"NOTIFICATION_USER_SERVICE_TIMEOUT":       "1s",
-			"NOTIFICATION_INTENTS_READ_BLOCK_TIMEOUT": "100ms",
+			"NOTIFICATION_USER_SERVICE_TIMEOUT": "1s",
 			// A failed hand-off is retried within a spec's patience.
 			"NOTIFICATION_ROUTE_BACKOFF_MIN": "100ms",
 			"NOTIFICATION_ROUTE_BACKOFF_MAX": "100ms",
