@@ -26,6 +26,15 @@ import (
 // those tests published themselves, every delivery Notification asked Mail
 // for — deliveries a test asked Mail for itself (its own commands, over the
 // stream or HTTP) are its inputs, kept once per idempotency key by Mail.
+//
+// A pipeline of Mail without Notification has no producer upstream of Mail:
+// there a command is the input and its delivery the effect. The subject is
+// then the command's idempotency key (CommandSubject), which a test
+// publishing the command on the mail command stream creates, and every
+// delivery of the pipeline's Mail, whatever its source, counts as one
+// status under its key — so a second delivery for a key, one no test
+// expected, or a missing one is a difference. Commands a test sends over
+// Mail's HTTP API reach the ledger only through the test's registration.
 type Ledger struct {
 	p *Pipeline
 
@@ -43,6 +52,9 @@ type Effects struct {
 	Results []string
 	Intents []string // notification types, of intents the pipeline produced
 	Mails   []string
+	// Deliveries are the statuses of a command's deliveries, on a
+	// pipeline without Notification: one, for exactly once.
+	Deliveries []string
 }
 
 // ResultLine is a job result as the ledger counts it: "start failed
@@ -63,6 +75,10 @@ func GameSubject(id string) string { return "game " + id }
 // RecipientSubject is the subject of the mails to an address that name no game.
 func RecipientSubject(to string) string { return "recipient " + to }
 
+// CommandSubject is the subject of the deliveries of the mail command with
+// idempotency key key, on a pipeline without Notification.
+func CommandSubject(key string) string { return "command " + key }
+
 // NewLedger returns an empty ledger of p. Set p.OnPublish to call Published.
 func NewLedger(p *Pipeline) *Ledger {
 	return &Ledger{p: p, creators: map[string]string{}, expected: map[string]Effects{},
@@ -70,8 +86,8 @@ func NewLedger(p *Pipeline) *Ledger {
 }
 
 // Published records that test added the entry entryID of fields to stream:
-// the games and recipients it names are that test's, and an intent it
-// published is its input, not an effect.
+// the games, recipients and mail command key it names are that test's, and
+// an intent it published is its input, not an effect.
 func (l *Ledger) Published(test, stream, entryID string, fields map[string]string) {
 	var subjects []string
 	if id := fields["game_id"]; id != "" {
@@ -90,6 +106,9 @@ func (l *Ledger) Published(test, stream, entryID string, fields map[string]strin
 		for _, addr := range to {
 			subjects = append(subjects, RecipientSubject(addr))
 		}
+	}
+	if key := fields["idempotency_key"]; key != "" && stream == l.p.Streams.MailCommands {
+		subjects = append(subjects, CommandSubject(key))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -112,6 +131,7 @@ func (l *Ledger) Expect(test, subject string, e Effects) {
 	have.Results = append(have.Results, e.Results...)
 	have.Intents = append(have.Intents, e.Intents...)
 	have.Mails = append(have.Mails, e.Mails...)
+	have.Deliveries = append(have.Deliveries, e.Deliveries...)
 	l.expected[subject] = have
 	if _, ok := l.by[subject]; !ok {
 		l.by[subject] = test
@@ -131,7 +151,9 @@ func (l *Ledger) Check(ctx context.Context) ([]string, error) {
 }
 
 // observe reads every job result, every intent the pipeline produced and
-// every delivery of the pipeline's Mail, by subject.
+// every delivery of the pipeline's Mail, by subject: with Notification, the
+// deliveries it asked for, by game or recipient; without, every delivery,
+// by command.
 func (l *Ledger) observe(ctx context.Context) (map[string]Effects, error) {
 	found := map[string]Effects{}
 	add := func(subject string, f func(*Effects)) {
@@ -172,6 +194,16 @@ func (l *Ledger) observe(ctx context.Context) (map[string]Effects, error) {
 		return found, nil
 	}
 	mail := l.p.MailClient()
+	if l.p.NotificationURL == "" {
+		items, err := mail.AllDeliveries(ctx, DeliveryQuery{})
+		if err != nil {
+			return nil, fmt.Errorf("ledger: list deliveries: %w", err)
+		}
+		for _, item := range items {
+			add(CommandSubject(item.IdempotencyKey), func(e *Effects) { e.Deliveries = append(e.Deliveries, item.Status) })
+		}
+		return found, nil
+	}
 	items, err := mail.AllDeliveries(ctx, DeliveryQuery{Source: "notification", Limit: 500})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list deliveries: %w", err)
@@ -217,6 +249,7 @@ func (l *Ledger) compare(found map[string]Effects) []string {
 			difference("job results", want.Results, got.Results),
 			difference("intents", want.Intents, got.Intents),
 			difference("mails", want.Mails, got.Mails),
+			difference("deliveries", want.Deliveries, got.Deliveries),
 		)
 		if len(diff) == 0 {
 			continue

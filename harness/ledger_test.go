@@ -65,3 +65,30 @@ func TestLedgerLearnsSubjectsFromWhatTestsPublish(t *testing.T) {
 		}
 	}
 }
+
+func TestLedgerCountsDeliveriesByCommandWithoutNotification(t *testing.T) {
+	p := &Pipeline{Streams: PipelineStreams{MailCommands: "mail:delivery_commands:x"}}
+	l := NewLedger(p)
+	l.Published("[spec S]", p.Streams.MailCommands, "7-0", map[string]string{"idempotency_key": "k1", "to_json": `["a@example.com"]`})
+	l.Published("[spec S]", p.Streams.MailCommands, "8-0", map[string]string{"idempotency_key": "k2"})
+	l.Expect("[spec S]", CommandSubject("k1"), Effects{Deliveries: []string{"sent"}})
+	l.Expect("[spec H]", CommandSubject("k3"), Effects{Deliveries: []string{"failed"}})
+	l.Expect("[spec H]", CommandSubject("k4"), Effects{Deliveries: []string{"sent"}})
+	got := strings.Join(l.compare(map[string]Effects{
+		CommandSubject("k1"): {Deliveries: []string{"sent", "sent"}},
+		CommandSubject("k2"): {Deliveries: []string{"failed"}},
+		CommandSubject("k4"): {Deliveries: []string{"sent"}},
+	}), "\n")
+	for _, want := range []string{
+		"- command k1 (expected by [spec S]): deliveries extra: sent",
+		"- command k2 (created by [spec S], which expected nothing of it): deliveries extra: failed",
+		"- command k3 (expected by [spec H]): deliveries missing: failed",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("compare lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 3 {
+		t.Errorf("compare: %d problems, want 3:\n%s", n, got)
+	}
+}

@@ -219,6 +219,28 @@ func (p *Pipeline) Publish(ctx context.Context, stream string, fields map[string
 	return p.publish(ctx, stream, fields, "")
 }
 
+// PublishAll appends the entries to stream in one round trip, as a burst a
+// consumer finds all in flight at once, and returns their IDs in order. It
+// tells OnPublish of each.
+func (p *Pipeline) PublishAll(ctx context.Context, stream string, entries []map[string]string) ([]string, error) {
+	pipe := p.Redis.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, fields := range entries {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: streamValues(fields)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("publish %d entries to %s: %w", len(entries), stream, err)
+	}
+	ids := make([]string, len(cmds))
+	for i, c := range cmds {
+		ids[i] = c.Val()
+		if p.OnPublish != nil {
+			p.OnPublish(stream, ids[i], entries[i])
+		}
+	}
+	return ids, nil
+}
+
 // publish appends fields to stream, with stampField set to now (Unix
 // milliseconds) when it is named and absent, and tells OnPublish.
 func (p *Pipeline) publish(ctx context.Context, stream string, fields map[string]string, stampField string) (string, error) {
@@ -229,13 +251,18 @@ func (p *Pipeline) publish(ctx context.Context, stream string, fields map[string
 	if _, ok := fields[stampField]; stampField != "" && !ok {
 		fields[stampField] = fmt.Sprint(time.Now().UnixMilli())
 	}
-	values := make(map[string]any, len(fields))
-	for k, v := range fields {
-		values[k] = v
-	}
-	id, err := p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Result()
+	id, err := p.Redis.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: streamValues(fields)}).Result()
 	if err == nil && p.OnPublish != nil {
 		p.OnPublish(stream, id, fields)
 	}
 	return id, err
+}
+
+// streamValues are fields as go-redis takes an entry's values.
+func streamValues(fields map[string]string) map[string]any {
+	values := make(map[string]any, len(fields))
+	for k, v := range fields {
+		values[k] = v
+	}
+	return values
 }

@@ -73,6 +73,17 @@ func ExpectForRecipient(p *harness.Pipeline, recipient string, mails ...string) 
 	ledgerOf(p).ledger.Expect(specName(), harness.RecipientSubject(recipient), harness.Effects{Mails: mails})
 }
 
+// ExpectDelivery registers, for the running spec, the one delivery the mail
+// command with idempotency key key is to have on p, a pipeline of Mail
+// without Notification, by the end of the run, with its final status. It
+// names the spec behind key however the command came, stream or HTTP.
+func ExpectDelivery(p *harness.Pipeline, key, status string) {
+	if p.NotificationURL != "" {
+		panic("framework: the ledger counts deliveries by command only on a pipeline without Notification")
+	}
+	ledgerOf(p).ledger.Expect(specName(), harness.CommandSubject(key), harness.Effects{Deliveries: []string{status}})
+}
+
 // ExpectFailedStart registers what one failed start of gameID with
 // errorCode produces on p: one failed start result, one runtime.<code>
 // intent, and one sent mail to each address of that type's admin list.

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"galaxy/acceptance/behaviors"
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 )
 
@@ -48,6 +49,7 @@ var _ = describe("the Mail API", func() {
 			Expect(created.Source).To(Equal(source))
 			Expect(created.PayloadMode).To(Equal(cmd.PayloadMode))
 			ids = append(ids, created.DeliveryID)
+			framework.ExpectDelivery(svc.Pipeline, cmd.IdempotencyKey, "sent")
 		}
 		newestFirst := []string{ids[2], ids[1], ids[0]}
 		idsOf := func(items []harness.Delivery) []string {

@@ -12,7 +12,10 @@
 // short retry schedule) on its own stream and database, started by the first
 // Mail spec it runs, with a template directory of its own: a copy of the
 // shipped templates, to which specs add templates while Mail runs. Specs that
-// stop Mailpit or set its chaos triggers restore it in DeferCleanup.
+// stop Mailpit or set its chaos triggers restore it in DeferCleanup. The
+// run's ledger watches this Mail: every spec registers the final status of
+// the one delivery each key it sends is to have (framework.ExpectDelivery),
+// and a key that is dead-lettered none.
 package mail
 
 import (
@@ -26,7 +29,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
@@ -74,7 +76,7 @@ func startService(ctx context.Context, tb harness.TB) *service {
 		tb.Fatalf("copy the shipped templates: %v", err)
 	}
 	mp := harness.StartMailpit(ctx, tb)
-	p := harness.StartPipeline(ctx, tb, framework.Infra(), harness.PipelineOptions{
+	opts := harness.PipelineOptions{
 		Services: []string{"mail"},
 		SMTPAddr: mp.SMTPAddr,
 		Env: map[string]map[string]string{"mail": {
@@ -89,7 +91,9 @@ func startService(ctx context.Context, tb harness.TB) *service {
 			"MAIL_MAX_ATTEMPTS":             "4",
 			"MAIL_SENDER_POLL_INTERVAL":     "50ms",
 		}},
-	})
+	}
+	p := harness.StartPipeline(ctx, tb, framework.Infra(), opts)
+	framework.KeepLedger(p, opts)
 	return &service{Pipeline: p, api: p.MailClient(), mailpit: mp, smtp: mp.Client(), templates: templates}
 }
 
@@ -137,13 +141,12 @@ func templateCommand(key, to, templateID, locale string, vars map[string]any) ma
 	}
 }
 
-// push appends a command to the stream.
+// push appends a command to the stream; the run's ledger learns that its
+// key is the running spec's.
 func (s *service) push(ctx context.Context, fields map[string]string) {
-	values := map[string]any{}
-	for k, v := range fields {
-		values[k] = v
-	}
-	Expect(s.Redis.XAdd(ctx, &redis.XAddArgs{Stream: s.Streams.MailCommands, Values: values}).Err()).To(Succeed())
+	GinkgoHelper()
+	_, err := s.Publish(ctx, s.Streams.MailCommands, fields)
+	Expect(err).NotTo(HaveOccurred())
 }
 
 // deliveryByKey waits until the delivery of key has one of statuses and

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
 
 	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
@@ -26,6 +27,7 @@ var _ = describe("a template command on the stream", func() {
 			"error_message": `pull: <b>denied</b> & "quoted"`, "attempted_at_ms": 1700000000123,
 		}
 		svc.push(ctx, imagePullCommand(key, to, "fr-CA", vars))
+		framework.ExpectDelivery(svc.Pipeline, key, "sent")
 
 		d := svc.deliveryByKey(ctx, key, "sent")
 		Expect(d.Source).To(Equal("notification"))
@@ -73,6 +75,8 @@ var _ = describe("a template command on the stream", func() {
 		missing := imagePullCommand("notfound-"+to, to, "en", nil)
 		missing["template_id"] = "runtime.no_such_template"
 		svc.push(ctx, missing)
+		framework.ExpectDelivery(svc.Pipeline, "render-"+to, "failed")
+		framework.ExpectDelivery(svc.Pipeline, "notfound-"+to, "failed")
 
 		// The subject is rendered first, and its second variable is the
 		// first one missing.
@@ -97,6 +101,8 @@ var _ = describe("malformed and repeated commands", func() {
 		bad["to_json"] = `["` + to + `\r\nBcc: evil@example.com"]`
 		svc.push(ctx, bad)
 		svc.push(ctx, imagePullCommand("good-"+to, to, "en", nil))
+		// Nothing for the dead-lettered command: it is to have no delivery.
+		framework.ExpectDelivery(svc.Pipeline, "good-"+to, "sent")
 
 		svc.deliveryByKey(ctx, "good-"+to, "sent")
 		Eventually(ctx, func(g Gomega) {
@@ -128,6 +134,8 @@ var _ = describe("malformed and repeated commands", func() {
 		for range 3 {
 			svc.push(ctx, cmd)
 		}
+		// One delivery for the key, however often and however it came.
+		framework.ExpectDelivery(svc.Pipeline, key, "sent")
 		d := svc.deliveryByKey(ctx, key, "sent")
 
 		repeated := harness.DeliveryCommand{
@@ -169,6 +177,8 @@ var _ = describe("SMTP failures", func() {
 		svc.failRecipients(ctx, 550)
 		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
 		svc.push(ctx, imagePullCommand("rej-"+to, to, "en", nil))
+		// Sent in the end, by the operator resend.
+		framework.ExpectDelivery(svc.Pipeline, "rej-"+to, "sent")
 
 		d := svc.deliveryByKey(ctx, "rej-"+to, "failed")
 		Expect(d.ErrorCode).To(Equal("smtp_rejected"))
@@ -210,6 +220,7 @@ var _ = describe("SMTP failures", func() {
 			}
 		}, NodeTimeout(time.Minute))
 		svc.push(ctx, imagePullCommand("outage-"+to, to, "en", nil))
+		framework.ExpectDelivery(svc.Pipeline, "outage-"+to, "sent")
 
 		Eventually(ctx, func(g Gomega) {
 			d := svc.deliveryByKey(ctx, "outage-"+to, "retrying", "sending", "queued")
@@ -240,6 +251,82 @@ var _ = describe("SMTP failures", func() {
 		Expect(svc.inFlight(ctx, Default)).To(Equal(harness.MailInFlight{}))
 	})
 
+	// The area's Mail spends its four attempts within a second: a Mail of
+	// the spec's own, on the same Mailpit, retries for long enough that the
+	// server is seen to accept again between two attempts on a loaded
+	// machine too.
+	It("retries a 4xx reply and sends exactly once when the server accepts again", behaviors.Proves(
+		"mail.smtp.transient-retried", "mail.attempts.recorded",
+	), func(ctx SpecContext) {
+		mail := harness.StartService(ctx, GinkgoT(), harness.ServiceSpec{
+			Name: "mail", Infra: framework.Infra(), SMTPAddr: svc.mailpit.SMTPAddr,
+			Env: map[string]string{
+				"MAIL_TEMPLATE_DIR":         svc.templates,
+				"MAIL_RETRY_BACKOFF_MIN":    "1s",
+				"MAIL_RETRY_BACKOFF_MAX":    "2s",
+				"MAIL_MAX_ATTEMPTS":         "10",
+				"MAIL_SENDER_POLL_INTERVAL": "50ms",
+			},
+		})
+		DeferCleanup(harness.AttachLogsOnFailure, mail.Process)
+		api := &harness.MailClient{BaseURL: mail.URL}
+		to := recipient("greylisted")
+		key := "greylist-" + to
+		svc.failRecipients(ctx, 451)
+		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
+		values := map[string]any{}
+		for k, v := range imagePullCommand(key, to, "en", nil) {
+			values[k] = v
+		}
+		Expect(svc.Redis.XAdd(ctx, &redis.XAddArgs{Stream: mail.Streams.MailCommands, Values: values}).Err()).To(Succeed())
+
+		By("the 451 leaving the delivery retrying")
+		var id string
+		Eventually(ctx, func(g Gomega) {
+			items, err := api.AllDeliveries(ctx, harness.DeliveryQuery{IdempotencyKey: key})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(items).To(HaveLen(1))
+			id = items[0].DeliveryID
+			d, err := api.Delivery(ctx, id)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Status).To(Equal("retrying"))
+			g.Expect(d.ErrorCode).To(Equal("smtp_transient_failure"))
+			g.Expect(d.Attempts).NotTo(BeEmpty())
+			g.Expect(d.Attempts[0].Outcome).To(Equal("transient_failure"))
+			g.Expect(d.Attempts[0].SMTPCode).To(Equal(451))
+		}).Should(Succeed())
+		Expect(svc.received(ctx, to)).To(BeEmpty())
+
+		By("the server accepting again")
+		svc.clearChaos(ctx)
+		var d harness.Delivery
+		Eventually(ctx, func(g Gomega) {
+			var err error
+			d, err = api.Delivery(ctx, id)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Status).To(Equal("sent"))
+		}).Should(Succeed())
+		Expect(len(d.Attempts)).To(BeNumerically(">=", 2))
+		for i, a := range d.Attempts {
+			Expect(a.Attempt).To(Equal(i + 1))
+			Expect(a.Sequence).To(Equal(1))
+			if i < len(d.Attempts)-1 {
+				Expect(a.Outcome).To(Equal("transient_failure"), "attempt %d", a.Attempt)
+				Expect(a.SMTPCode).To(Equal(451), "attempt %d", a.Attempt)
+			}
+		}
+		Expect(d.Attempts[len(d.Attempts)-1].Outcome).To(Equal("sent"))
+		// Once the spec's Mail has nothing in flight, nothing more can
+		// reach the server.
+		Eventually(ctx, func(g Gomega) {
+			var n harness.MailInFlight
+			_, err := harness.DoJSON(ctx, harness.Request{URL: mail.URL + harness.MailInFlightPath}, &n)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n).To(Equal(harness.MailInFlight{}))
+		}).Should(Succeed())
+		Expect(svc.received(ctx, to)).To(HaveLen(1))
+	})
+
 	// A 4xx is retried: every attempt of the budget is made, each a
 	// transient failure, before the delivery fails.
 	It("fails with attempts_exhausted after a 4xx on every attempt", behaviors.Proves(
@@ -249,6 +336,7 @@ var _ = describe("SMTP failures", func() {
 		svc.failRecipients(ctx, 451)
 		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
 		svc.push(ctx, imagePullCommand("def-"+to, to, "en", nil))
+		framework.ExpectDelivery(svc.Pipeline, "def-"+to, "failed")
 
 		d := svc.deliveryByKey(ctx, "def-"+to, "failed")
 		Expect(d.ErrorCode).To(Equal("attempts_exhausted"))

@@ -36,6 +36,7 @@ var _ = describe("templates and locales", func() {
 			to := recipient("locale")
 			key := "locale/" + to
 			svc.push(ctx, templateCommand(key, to, templateID, c.requested, map[string]any{"name": "Zoë"}))
+			framework.ExpectDelivery(svc.Pipeline, key, "sent")
 
 			d := svc.deliveryByKey(ctx, key, "sent")
 			Expect(d.TemplateID).To(Equal(templateID))
@@ -60,6 +61,8 @@ var _ = describe("templates and locales", func() {
 		missing, found := recipient("missing"), recipient("found")
 		svc.push(ctx, templateCommand("missing/"+missing, missing, templateID, "fr-CA", map[string]any{"name": "Zoë"}))
 		svc.push(ctx, templateCommand("found/"+found, found, templateID, "de-CH", map[string]any{"name": "Zoë"}))
+		framework.ExpectDelivery(svc.Pipeline, "missing/"+missing, "failed")
+		framework.ExpectDelivery(svc.Pipeline, "found/"+found, "sent")
 
 		d := svc.deliveryByKey(ctx, "missing/"+missing, "failed")
 		Expect(d.ErrorCode).To(Equal("template_not_found"))
@@ -85,6 +88,7 @@ var _ = describe("templates and locales", func() {
 			"error_message": "manifest unknown", "attempted_at_ms": 1700000000123,
 		}
 		svc.push(ctx, imagePullCommand("subject/"+to, to, "en", vars))
+		framework.ExpectDelivery(svc.Pipeline, "subject/"+to, "sent")
 		long := strings.Repeat("a", 300)
 		longTo := recipient("long")
 		vars = map[string]any{
@@ -92,6 +96,7 @@ var _ = describe("templates and locales", func() {
 			"error_message": "manifest unknown", "attempted_at_ms": 1700000000123,
 		}
 		svc.push(ctx, imagePullCommand("subject/"+longTo, longTo, "en", vars))
+		framework.ExpectDelivery(svc.Pipeline, "subject/"+longTo, "sent")
 
 		// Printable markup as it is; CR/LF quoted in Go syntax.
 		d := svc.deliveryByKey(ctx, "subject/"+to, "sent")

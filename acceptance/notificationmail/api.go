@@ -22,7 +22,7 @@ var _ = describe("the Notification API", func() {
 		notificationType := "acceptance.list_" + strings.ReplaceAll(harness.UniqueSuffix(), "-", "_")
 		var ids []string
 		for range 3 {
-			ids = append(ids, svc.publish(ctx, adminIntent(notificationType, harness.UniqueName("game"))))
+			ids = append(ids, svc.publishAdmin(ctx, adminIntent(notificationType, harness.UniqueName("game"))))
 		}
 		newestFirst := []string{ids[2], ids[1], ids[0]}
 		idsOf := func(items []harness.Notification) []string {

@@ -47,7 +47,7 @@ type services struct {
 var svc *services // this process's three services
 
 var area = framework.Area{Label: speclabel.Notification, Setup: func(ctx SpecContext) {
-	p := framework.Pipeline(ctx, "notification and mail", harness.PipelineOptions{
+	opts := harness.PipelineOptions{
 		Services:    []string{"userservice", "mail", "notification"},
 		AdminEmails: adminLists,
 		Env: map[string]map[string]string{"notification": {
@@ -57,22 +57,70 @@ var area = framework.Area{Label: speclabel.Notification, Setup: func(ctx SpecCon
 			"NOTIFICATION_ROUTE_BACKOFF_MAX":  "500ms",
 			"NOTIFICATION_ROUTE_MAX_ATTEMPTS": "100",
 		}},
-	})
+	}
+	p := framework.Pipeline(ctx, "notification and mail", opts)
+	framework.KeepLedger(p, opts)
 	svc = &services{Pipeline: p, users: p.UserClient(), mailAPI: p.MailClient(), notifications: p.NotificationClient()}
 }}
 
 // describe registers Notification → Mail specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }
 
-// publish appends an intent and returns its entry ID.
+// publish appends an intent and returns its entry ID. It registers nothing
+// with the run's ledger: an intent that is to be mailed is published with
+// publishAdmin, or its spec registers the user mails it expects.
 func (s *services) publish(ctx context.Context, fields map[string]string) string {
-	values := map[string]any{}
-	for k, v := range fields {
-		values[k] = v
-	}
-	id, err := s.Redis.XAdd(ctx, &redis.XAddArgs{Stream: s.Streams.Intents, Values: values}).Result()
+	GinkgoHelper()
+	id, err := s.Pipeline.Publish(ctx, s.Streams.Intents, fields)
 	Expect(err).NotTo(HaveOccurred())
 	return id
+}
+
+// publishAdmin publishes a valid admin intent, not a repeat of one already
+// published, and tells the run's ledger of the sent mail it is to produce to
+// each address of its type's admin list (none for a type without one).
+func (s *services) publishAdmin(ctx context.Context, intent map[string]string) string {
+	GinkgoHelper()
+	id := s.publish(ctx, intent)
+	s.expectAdminMails(intent)
+	return id
+}
+
+// publishAdminBurst publishes n admin intents of notificationType, each of
+// a game of its own, in one round trip — all in flight at once — with what
+// publishAdmin registers for each, and returns their entry IDs.
+func (s *services) publishAdminBurst(ctx context.Context, notificationType, gamePrefix string, n int) []string {
+	GinkgoHelper()
+	intents := make([]map[string]string, n)
+	for i := range intents {
+		intents[i] = adminIntent(notificationType, harness.UniqueName(gamePrefix))
+	}
+	ids, err := s.PublishAll(ctx, s.Streams.Intents, intents)
+	Expect(err).NotTo(HaveOccurred())
+	for _, in := range intents {
+		s.expectAdminMails(in)
+	}
+	return ids
+}
+
+// expectAdminMails registers the admin mails of a valid admin intent.
+func (s *services) expectAdminMails(intent map[string]string) {
+	GinkgoHelper()
+	gameID, _ := decodeObject(intent["payload_json"])["game_id"].(string)
+	Expect(gameID).NotTo(BeEmpty(), "an admin intent names its game")
+	framework.ExpectForGame(s.Pipeline, gameID, harness.Effects{
+		Mails: framework.AdminMails(adminLists, intent["notification_type"]),
+	})
+}
+
+// lobbyMails are the sent lobby.game_starting mails of users, each at
+// <user ID>@example.com, as the specs create them.
+func lobbyMails(userIDs ...string) []string {
+	var out []string
+	for _, id := range userIDs {
+		out = append(out, harness.MailLine("lobby.game_starting", id+"@example.com", "sent"))
+	}
+	return out
 }
 
 // adminIntent is a runtime failure intent as the Runtime Manager writes it.
@@ -167,9 +215,4 @@ func decodeObject(raw string) map[string]any {
 	var m map[string]any
 	Expect(json.Unmarshal([]byte(raw), &m)).To(Succeed(), raw)
 	return m
-}
-
-// toXAdd is the XADD of fields to stream.
-func toXAdd(stream string, fields map[string]string) *redis.XAddArgs {
-	return &redis.XAddArgs{Stream: stream, Values: toAny(fields)}
 }

@@ -27,7 +27,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 	), func(ctx SpecContext) {
 		gameID := harness.UniqueName("game")
 		intent := adminIntent("runtime.image_pull_failed", gameID)
-		intentID := svc.publish(ctx, intent)
+		intentID := svc.publishAdmin(ctx, intent)
 		payload := decodeObject(intent["payload_json"])
 
 		mailEntries := map[string]string{} // admin → its mail command's entry ID
@@ -118,6 +118,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		gameID := harness.UniqueName("game")
 		// Ana twice: one route per distinct user.
 		intentID := svc.publish(ctx, userIntent(gameID, ana, bea, ana, cid, dee, ghost))
+		framework.ExpectForGame(svc.Pipeline, gameID, harness.Effects{Mails: lobbyMails(ana, bea, dee)})
 		// The template each locale is rendered from: the language's, or
 		// the default's when the language has none.
 		users := map[string]struct{ name, locale, template string }{
@@ -186,11 +187,11 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 	), func(ctx SpecContext) {
 		intent := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
 		intent["idempotency_key"] = harness.UniqueName("start-job")
-		first := svc.publish(ctx, intent)
+		first := svc.publishAdmin(ctx, intent)
 		Eventually(ctx, func(g Gomega) {
 			g.Expect(svc.record(ctx, g, first).Status).To(Equal("routed"))
 		}).Should(Succeed())
-		second := svc.publish(ctx, intent)
+		second := svc.publish(ctx, intent) // the repeat mails nothing more
 
 		Eventually(ctx, func(g Gomega) {
 			n := svc.record(ctx, g, second)
@@ -207,7 +208,8 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 	), func(ctx SpecContext) {
 		intent := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
 		intent["idempotency_key"] = harness.UniqueName("start-job")
-		a := svc.publish(ctx, intent)
+		// Whichever of the two is routed, the game has one mail.
+		a := svc.publishAdmin(ctx, intent)
 		b := svc.publish(ctx, intent)
 
 		// Two workers may take the entries at the same instant, so either
@@ -237,7 +239,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		badFields := map[string]string{"notification_type": "runtime.image_pull_failed", "producer": "runtime_manager",
 			"audience_kind": "admin_email", "payload_json": "not json", "occurred_at_ms": "1"}
 		bad := svc.publish(ctx, badFields)
-		good := svc.publish(ctx, adminIntent("runtime.container_start_failed", harness.UniqueName("game")))
+		good := svc.publishAdmin(ctx, adminIntent("runtime.container_start_failed", harness.UniqueName("game")))
 
 		Eventually(ctx, func(g Gomega) {
 			items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(good, "nm-admin@example.com")})
@@ -267,7 +269,9 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 				Expect(svc.User.Restart()).To(Succeed())
 			}
 		})
-		intentID := svc.publish(ctx, userIntent(harness.UniqueName("game"), user))
+		gameID := harness.UniqueName("game")
+		intentID := svc.publish(ctx, userIntent(gameID, user))
+		framework.ExpectForGame(svc.Pipeline, gameID, harness.Effects{Mails: lobbyMails(user)})
 
 		Eventually(ctx, func(g Gomega) {
 			n := svc.record(ctx, g, intentID)
@@ -312,14 +316,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		"notification.exactly-once.crash",
 	), func(ctx SpecContext) {
 		const total = 400
-		pipe := svc.Redis.Pipeline()
-		var cmds []*redis.StringCmd
-		for range total {
-			intent := adminIntent("runtime.start_config_invalid", harness.UniqueName("crash"))
-			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.Streams.Intents, Values: toAny(intent)}))
-		}
-		_, err := pipe.Exec(ctx)
-		Expect(err).NotTo(HaveOccurred())
+		ids := svc.publishAdminBurst(ctx, "runtime.start_config_invalid", "crash", total)
 		// Kill as soon as the first commands are out: the rest is in flight.
 		Eventually(ctx, func() (int64, error) { return svc.Redis.XLen(ctx, svc.Streams.MailCommands).Result() }).
 			WithPolling(10 * time.Millisecond).Should(BeNumerically(">", 0))
@@ -345,19 +342,11 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			k, _ := e.Values["idempotency_key"].(string)
 			perKey[k]++
 		}
-		for _, c := range cmds {
-			Expect(perKey[harness.AdminRouteKey(c.Val(), crashAdmin)]).To(Equal(1), "mail commands for intent %s", c.Val())
+		for _, id := range ids {
+			Expect(perKey[harness.AdminRouteKey(id, crashAdmin)]).To(Equal(1), "mail commands for intent %s", id)
 		}
 	})
 })
-
-func toAny(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 // expectOneMailFor checks that the routed intent's mail is sent and that,
 // once the pipeline has settled, it is the only one and the duplicate's

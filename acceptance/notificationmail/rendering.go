@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"galaxy/acceptance/behaviors"
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 	"galaxy/harness/speclabel"
 )
@@ -31,6 +32,7 @@ var _ = describe("a user's mail, rendered", Label(speclabel.Mail), func() {
 		intent := userIntent("", user)
 		intent["payload_json"] = string(payload)
 		intentID := svc.publish(ctx, intent)
+		framework.ExpectForGame(svc.Pipeline, gameID, harness.Effects{Mails: lobbyMails(user)})
 		key := "notification:" + intentID + "/email:user:" + user
 
 		var d harness.Delivery

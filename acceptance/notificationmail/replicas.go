@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
 	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
@@ -26,19 +25,12 @@ var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
 		acceptedBefore := acceptedIntents(ctx, svc.NotificationURL) + acceptedIntents(ctx, replicaURL)
 
 		const total = 300
-		pipe := svc.Redis.Pipeline()
-		var cmds []*redis.StringCmd
-		for range total {
-			intent := adminIntent("runtime.image_pull_failed", harness.UniqueName("replica"))
-			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: svc.Streams.Intents, Values: toAny(intent)}))
-		}
-		_, err := pipe.Exec(ctx)
-		Expect(err).NotTo(HaveOccurred())
+		ids := svc.publishAdminBurst(ctx, "runtime.image_pull_failed", "replica", total)
 
 		By("every route of every intent mailed once")
 		keys := map[string]bool{}
-		for _, c := range cmds {
-			keys[harness.AdminRouteKey(c.Val(), "nm-oncall@example.com")] = true
+		for _, id := range ids {
+			keys[harness.AdminRouteKey(id, "nm-oncall@example.com")] = true
 		}
 		// 300 intents through two processes on two busy cores: a longer wait
 		// than the suite's default.

@@ -20,7 +20,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 		second := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
 		second["idempotency_key"] = key
 		second["producer"] = "ops_console"
-		ids := []string{svc.publish(ctx, first), svc.publish(ctx, second)}
+		ids := []string{svc.publishAdmin(ctx, first), svc.publishAdmin(ctx, second)}
 
 		for _, id := range ids {
 			Eventually(ctx, func(g Gomega) {
@@ -52,7 +52,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 
 		good := adminIntent("runtime.container_start_failed", harness.UniqueName("game"))
 		good["idempotency_key"] = key
-		goodID := svc.publish(ctx, good)
+		goodID := svc.publishAdmin(ctx, good)
 		Eventually(ctx, func(g Gomega) {
 			n := svc.record(ctx, g, goodID)
 			g.Expect(n.Status).To(Equal("routed"))
@@ -98,7 +98,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 			}},
 		})
 		user := harness.UniqueName("unreachable")
-		intentID, err := p.Redis.XAdd(ctx, toXAdd(p.Streams.Intents, userIntent(harness.UniqueName("game"), user))).Result()
+		intentID, err := p.Publish(ctx, p.Streams.Intents, userIntent(harness.UniqueName("game"), user))
 		Expect(err).NotTo(HaveOccurred())
 
 		notifications := p.NotificationClient()

@@ -118,6 +118,7 @@ var _ = describe("the HTTP API", func() {
 			silent := startSilentRegistry()
 			gameID := uniqueGameID()
 			image := silent.addr + "/galaxy/silent:1"
+			framework.ExpectFailedStart(rtm, gameID, "image_pull_failed")
 			entryID := publishStart(ctx, map[string]string{"game_id": gameID, "image_ref": image, "config_json": gameConfig(nil)})
 			Eventually(inFlight).WithContext(ctx).Should(Equal(harness.RTManagerInFlight{JobsRunning: 1, InFlight: 1}))
 			Eventually(silent.connections).Should(BeNumerically(">=", 1), "the daemon is pulling from the silent registry")

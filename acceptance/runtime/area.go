@@ -44,7 +44,7 @@ var (
 
 var area = framework.Area{Label: speclabel.Runtime, Setup: func(ctx SpecContext) {
 	infra = framework.Infra()
-	rtm = framework.Pipeline(ctx, "runtime", harness.PipelineOptions{
+	opts := harness.PipelineOptions{
 		Services: []string{"rtmanager"},
 		Env: map[string]map[string]string{"rtmanager": {
 			"RTMANAGER_INSPECT_INTERVAL":       inspectInterval.String(),
@@ -54,7 +54,12 @@ var area = framework.Area{Label: speclabel.Runtime, Setup: func(ctx SpecContext)
 			"RTMANAGER_GAME_LEASE_TTL_SECONDS": strconv.Itoa(int(leaseTTL.Seconds())),
 			"RTMANAGER_CONTAINER_STOP_TIMEOUT": "5s",
 		}},
-	})
+	}
+	rtm = framework.Pipeline(ctx, "runtime", opts)
+	// The run-wide ledger checks, after the process's last spec, that the
+	// manager answered every job the specs published exactly as they
+	// registered: each job's result once, an intent per failed start.
+	framework.KeepLedger(rtm, opts)
 }}
 
 // describe registers runtime specs.

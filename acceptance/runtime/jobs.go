@@ -38,6 +38,7 @@ var _ = describe("stop jobs", func() {
 			gameID := uniqueGameID()
 			jobID := harness.UniqueName("stop-job")
 			traceID, spanID := randomHex(16), randomHex(8)
+			expectResults(gameID, stopSucceeded)
 			publishStop(ctx, map[string]string{
 				"game_id": gameID, "requested_at_ms": nowMS(), "job_id": jobID, "reason": "acceptance",
 				"traceparent": "00-" + traceID + "-" + spanID + "-01",
@@ -87,6 +88,7 @@ var _ = describe("stop jobs", func() {
 			if want == nil {
 				want = Equal(fields["game_id"])
 			}
+			var shownGameID string
 			Eventually(func(g Gomega) {
 				rs := entriesWhere(ctx, rtm.Streams.JobResults, "job_id", jobID)
 				g.Expect(rs).To(ConsistOf(MatchAllKeys(Keys{
@@ -100,11 +102,16 @@ var _ = describe("stop jobs", func() {
 					"image_ref":      BeEmpty(),
 					"finished_at_ms": millisBetween(started),
 				})))
+				shownGameID = rs[0]["game_id"]
 			}).WithContext(ctx).Should(Succeed())
+			// The result names the game as the manager shows it (want), the
+			// subject the run's ledger counts it under.
+			expectResults(shownGameID, harness.ResultLine("stop", "failed", "stop_job_invalid"))
 
 			By("handling the next stop job, in a process that still runs")
 			next := uniqueGameID()
 			nextID := harness.UniqueName("next-stop")
+			expectResults(next, stopSucceeded)
 			publishStop(ctx, map[string]string{"game_id": next, "requested_at_ms": nowMS(), "job_id": nextID})
 			Eventually(func(g Gomega) {
 				g.Expect(resultsOfJob(ctx, nextID)).To(ConsistOf(HaveKeyWithValue("outcome", "succeeded")))
@@ -171,6 +178,8 @@ var _ = describe("start jobs", func() {
 					"game_id": gameID, "image_ref": infra.GameImage, "job_id": jobID, "config_json": gameConfig(nil),
 				})
 			}
+			// The job is answered once, however often it is published.
+			expectResults(gameID, startSucceeded)
 			publish()
 			DeferCleanup(stopGame, gameID, NodeTimeout(10*time.Second))
 			Eventually(func(g Gomega) {
@@ -219,6 +228,7 @@ var _ = describe("start jobs", func() {
 		NodeTimeout(specTimeout), func(ctx SpecContext) {
 			gameID, before := runningGame(ctx, nil)
 			jobID := harness.UniqueName("invalid-start")
+			framework.ExpectFailedStart(rtm, gameID, "start_config_invalid")
 			publishStart(ctx, map[string]string{"game_id": gameID, "image_ref": "Not A Reference", "job_id": jobID})
 			Eventually(func(g Gomega) {
 				g.Expect(resultsOfJob(ctx, jobID)).To(ConsistOf(MatchKeys(IgnoreExtras, Keys{
@@ -243,6 +253,7 @@ var _ = describe("start jobs", func() {
 		NodeTimeout(specTimeout), func(ctx SpecContext) {
 			gameID := uniqueGameID()
 			jobID := harness.UniqueName("reserved-label")
+			framework.ExpectFailedStart(rtm, gameID, "start_config_invalid")
 			publishStart(ctx, map[string]string{
 				"game_id": gameID, "image_ref": infra.GameImage, "job_id": jobID,
 				"config_json": gameConfig(map[string]any{"labels": map[string]string{"galaxy.rtmanager.instance": "someone-else"}}),

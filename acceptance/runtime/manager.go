@@ -13,8 +13,8 @@ import (
 	"github.com/moby/moby/client"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
+	"galaxy/acceptance/framework"
 	"galaxy/harness"
 )
 
@@ -53,10 +53,27 @@ func envConfig(env map[string]string) map[string]any {
 	return map[string]any{"env": env}
 }
 
+// The job results the run's ledger counts: a start and a stop that
+// succeeded.
+var (
+	startSucceeded = harness.ResultLine("start", "succeeded", "")
+	stopSucceeded  = harness.ResultLine("stop", "succeeded", "")
+)
+
+// expectResults registers with the run's ledger job results gameID is to
+// receive on rtm by the end of the run; startGame and stopGame register
+// those of their own jobs.
+func expectResults(gameID string, results ...string) {
+	framework.ExpectForGame(rtm, gameID, harness.Effects{Results: results})
+}
+
 // startGame publishes a start job of the game image for gameID with
-// config_json cfg (see gameConfig) and returns its entry ID.
+// config_json cfg (see gameConfig) and returns its entry ID. The start
+// succeeds — it starts the game, or answers with its running container —
+// and tells the admins nothing.
 func startGame(ctx context.Context, gameID string, cfg map[string]any) string {
 	GinkgoHelper()
+	expectResults(gameID, startSucceeded)
 	return publishStart(ctx, map[string]string{
 		"game_id": gameID, "image_ref": infra.GameImage, "config_json": gameConfig(cfg),
 	})
@@ -71,9 +88,12 @@ func publishStart(ctx context.Context, fields map[string]string) string {
 	return id
 }
 
-// stopGame publishes a stop job for gameID and returns its entry ID.
+// stopGame publishes a stop job for gameID and returns its entry ID. The
+// stop succeeds, whatever the game's state: with nothing to stop when it has
+// no container.
 func stopGame(ctx context.Context, gameID string) string {
 	GinkgoHelper()
+	expectResults(gameID, stopSucceeded)
 	id, err := rtm.PublishStopJob(ctx, gameID)
 	Expect(err).NotTo(HaveOccurred())
 	return id
@@ -83,13 +103,13 @@ func stopGame(ctx context.Context, gameID string) string {
 // entry ID. A field mapped to absent is left out.
 func publishStop(ctx context.Context, fields map[string]string) string {
 	GinkgoHelper()
-	values := map[string]any{}
+	values := map[string]string{}
 	for k, v := range fields {
 		if v != absent {
 			values[k] = v
 		}
 	}
-	id, err := rtm.Redis.XAdd(ctx, &redis.XAddArgs{Stream: rtm.Streams.StopJobs, Values: values}).Result()
+	id, err := rtm.Publish(ctx, rtm.Streams.StopJobs, values)
 	Expect(err).NotTo(HaveOccurred())
 	return id
 }

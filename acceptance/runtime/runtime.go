@@ -281,6 +281,7 @@ var _ = describe("a game's life", func() {
 			Expect(runtimeOf(ctx, gameID).ContainerID).To(Equal(containerID))
 
 			By("answering a start with another image with the running container, the image unchanged")
+			expectResults(gameID, startSucceeded)
 			other := publishStart(ctx, map[string]string{
 				"game_id": gameID, "image_ref": infra.BrokenImage, "config_json": gameConfig(nil),
 			})
