@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/testcontainers/testcontainers-go"
-	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -22,20 +21,10 @@ func StartDurableRedis(ctx context.Context, tb TB) *Redis {
 	tb.Helper()
 	cfg := mustSuiteConfig(tb)
 	image := cfg.Images.Redis
-	ctr, sc, err := runWithFixedPort(ctx, tb, "redis-durable", redisPort,
-		func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
-			c, err := tcredis.Run(ctx, image, opts...)
-			if c == nil {
-				return nil, err
-			}
-			return c, err
-		},
-		// The image's entrypoint keeps settings given on the command line.
-		testcontainers.WithCmd("redis-server", "--appendonly", "yes", "--appendfsync", "always"),
-		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart,
-			wait.ForLog("Ready to accept connections"),
-			wait.ForListeningPort(redisPort).SkipInternalCheck(),
-		),
+	// The image's entrypoint keeps settings given on the command line.
+	ctr, sc, err := runOnHostPort(ctx, tb, "redis-durable", runRedis(image), redisPortArgs,
+		[]string{"redis-server", "--appendonly", "yes", "--appendfsync", "always"},
+		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart, wait.ForLog("Ready to accept connections")),
 	)
 	if err != nil {
 		tb.Fatalf("%v%s", err, imageHint(image, EnvRedisImage))

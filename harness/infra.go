@@ -95,25 +95,28 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 	EnsureLocalImages(ctx, tb)
 	took("local images checked")
-	redis := StartRedis(ctx, tb)
-	took("Redis started")
-	pg := StartPostgres(ctx, tb)
-	took("PostgreSQL started")
-	reg := StartRegistry(ctx, tb)
-	infra := Infra{
-		RedisAddr:           redis.Addr,
-		RedisContainerID:    redis.ContainerID,
-		PostgresAdminDSN:    pg.AdminDSN,
-		PostgresContainerID: pg.ContainerID,
-		RegistryHost:        reg.Host,
-		GameImage:           BuildGoImage(ctx, tb, reg, GameServerPackage, "galaxy/gameserver", "test"),
-		BrokenImage:         BuildBrokenEntrypointImage(ctx, tb, reg, "galaxy/broken-entrypoint", "test"),
-		NonExecutableImage:  BuildNonExecutableEntrypointImage(ctx, tb, reg, "galaxy/non-executable", "test"),
-		MissingImage:        reg.Ref("galaxy/missing", "never-pushed"),
-		DockerHost:          DockerHost(),
-		Binaries:            map[string]string{},
-	}
-	took("registry and game images ready")
+	// Redis, PostgreSQL and the registry with its images, side by side:
+	// each mostly waits for the daemon or its server.
+	infra := Infra{DockerHost: DockerHost(), Binaries: map[string]string{}}
+	inParallel(tb,
+		func(tb TB) {
+			redis := StartRedis(ctx, tb)
+			infra.RedisAddr, infra.RedisContainerID = redis.Addr, redis.ContainerID
+		},
+		func(tb TB) {
+			pg := StartPostgres(ctx, tb)
+			infra.PostgresAdminDSN, infra.PostgresContainerID = pg.AdminDSN, pg.ContainerID
+		},
+		func(tb TB) {
+			reg := StartRegistry(ctx, tb)
+			infra.RegistryHost = reg.Host
+			infra.GameImage = BuildGoImage(ctx, tb, reg, GameServerPackage, "galaxy/gameserver", "test")
+			infra.BrokenImage = BuildBrokenEntrypointImage(ctx, tb, reg, "galaxy/broken-entrypoint", "test")
+			infra.NonExecutableImage = BuildNonExecutableEntrypointImage(ctx, tb, reg, "galaxy/non-executable", "test")
+			infra.MissingImage = reg.Ref("galaxy/missing", "never-pushed")
+		},
+	)
+	took("Redis, PostgreSQL, the registry and the game images ready")
 	if b := collect(); b.err != nil {
 		tb.Fatalf("%v", b.err)
 	}

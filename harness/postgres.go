@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	postgresPort     = "5432/tcp"
+	postgresData     = "/var/lib/postgresql/data"
 	postgresUser     = "postgres"
 	postgresPassword = "postgres"
 	postgresAdminDB  = "postgres"
@@ -55,7 +55,7 @@ func startPostgres(ctx context.Context, tb TB, kind string, cmd ...string) *Post
 	tb.Helper()
 	cfg := mustSuiteConfig(tb)
 	image := cfg.Images.Postgres
-	ctr, sc, err := runWithFixedPort(ctx, tb, kind, postgresPort,
+	ctr, sc, err := runOnHostPort(ctx, tb, kind,
 		func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
 			c, err := tcpostgres.Run(ctx, image, opts...)
 			if c == nil {
@@ -63,13 +63,16 @@ func startPostgres(ctx context.Context, tb TB, kind string, cmd ...string) *Post
 			}
 			return c, err
 		},
+		func(port int) []string {
+			return []string{"-c", "port=" + strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1"}
+		},
+		cmd,
 		tcpostgres.WithUsername(postgresUser),
 		tcpostgres.WithPassword(postgresPassword),
 		tcpostgres.WithDatabase(postgresAdminDB),
-		testcontainers.WithCmd(cmd...),
+		dataVolume(postgresData),
 		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart,
 			wait.ForLog("database system is ready to accept connections").WithOccurrence(2),
-			wait.ForListeningPort(postgresPort).SkipInternalCheck(),
 		),
 	)
 	if err != nil {

@@ -13,8 +13,6 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-const redisPort = "6379/tcp"
-
 // Redis is a Redis server in a container. Addr stays the same across Stop and
 // Start. A Redis built from Infra by another parallel process can be stopped
 // and started too (it works by container ID), but stopping a shared Redis
@@ -25,23 +23,14 @@ type Redis struct {
 }
 
 // StartRedis starts Redis from the configured image (images.redis) on a fixed
-// 127.0.0.1 port and waits until it answers PING. It is removed on clean-up.
+// 127.0.0.1 port (runOnHostPort) and waits until it answers PING. It is
+// removed on clean-up.
 func StartRedis(ctx context.Context, tb TB) *Redis {
 	tb.Helper()
 	cfg := mustSuiteConfig(tb)
 	image := cfg.Images.Redis
-	ctr, sc, err := runWithFixedPort(ctx, tb, "redis", redisPort,
-		func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
-			c, err := tcredis.Run(ctx, image, opts...)
-			if c == nil {
-				return nil, err
-			}
-			return c, err
-		},
-		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart,
-			wait.ForLog("Ready to accept connections"),
-			wait.ForListeningPort(redisPort).SkipInternalCheck(),
-		),
+	ctr, sc, err := runOnHostPort(ctx, tb, "redis", runRedis(image), redisPortArgs, []string{"redis-server"},
+		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart, wait.ForLog("Ready to accept connections")),
 	)
 	if err != nil {
 		tb.Fatalf("%v%s", err, imageHint(image, EnvRedisImage))
@@ -52,6 +41,24 @@ func StartRedis(ctx context.Context, tb TB) *Redis {
 		tb.Fatalf("start redis: %v", err)
 	}
 	return r
+}
+
+// runRedis runs the Redis module with image, its working directory (where
+// an append-only file goes) a volume of its own (dataVolume).
+func runRedis(image string) func(context.Context, ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
+	return func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
+		c, err := tcredis.Run(ctx, image, append(opts, dataVolume("/data"))...)
+		if c == nil {
+			return nil, err
+		}
+		return c, err
+	}
+}
+
+// redisPortArgs has redis-server listen on 127.0.0.1:port (its own image's
+// entrypoint and the official one keep command-line settings).
+func redisPortArgs(port int) []string {
+	return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1"}
 }
 
 // Ping sends PING and expects PONG. It speaks RESP directly so the harness

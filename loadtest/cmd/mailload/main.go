@@ -49,7 +49,6 @@ func main() {
 		pipeline  = flag.Int("pipeline", 200, "commands per Redis round trip")
 		timeout   = flag.Duration("timeout", 5*time.Minute, "give up after this long")
 		source    = flag.String("source", "", "source of the commands (default: a fresh load-<time>)")
-		direct    = flag.Bool("direct", false, "when starting the stack: reach Redis and PostgreSQL at their containers' IPs, bypassing docker-proxy (harness.DirectAddr)")
 	)
 	flag.Parse()
 	if *source == "" {
@@ -68,7 +67,7 @@ func main() {
 			}
 		}()
 		if *mailURL == "" {
-			*redisAddr, *mailURL = startStack(ctx, tb, *stream, *direct)
+			*redisAddr, *mailURL = startStack(ctx, tb, *stream)
 		}
 		rdb := streams.NewClient(*redisAddr, "", 0)
 		defer rdb.Close()
@@ -83,7 +82,7 @@ func main() {
 
 // startStack starts Redis, PostgreSQL and a stub-mode mail process on
 // stream, and returns the Redis address and the mail API's URL.
-func startStack(ctx context.Context, tb *harness.PackageTB, stream string, direct bool) (string, string) {
+func startStack(ctx context.Context, tb *harness.PackageTB, stream string) (string, string) {
 	rds := harness.StartRedis(ctx, tb)
 	pg := harness.StartPostgres(ctx, tb)
 	infra := harness.Infra{
@@ -91,22 +90,13 @@ func startStack(ctx context.Context, tb *harness.PackageTB, stream string, direc
 		PostgresAdminDSN: pg.AdminDSN,
 		Binaries:         harness.BuildBinaries(tb, harness.ServicePackages["mail"]),
 	}
-	if direct {
-		var err error
-		if infra.RedisAddr, err = rds.DirectAddr(ctx); err == nil {
-			infra.PostgresAdminDSN, err = pg.DirectDSN(ctx, pg.AdminDSN)
-		}
-		if err != nil {
-			tb.Fatalf("%v", err)
-		}
-	}
 	mail := harness.StartService(ctx, tb, harness.ServiceSpec{
 		Name:    "mail",
 		Infra:   infra,
 		Streams: harness.PipelineStreams{MailCommands: stream},
 		Env:     map[string]string{"MAIL_LOG_LEVEL": "warn"},
 	})
-	fmt.Printf("started redis %s, postgres, mail %s (stub mode; direct to the containers: %v)\n", infra.RedisAddr, mail.URL, direct)
+	fmt.Printf("started redis %s, postgres, mail %s (stub mode)\n", infra.RedisAddr, mail.URL)
 	return infra.RedisAddr, mail.URL
 }
 

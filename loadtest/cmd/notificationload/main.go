@@ -53,7 +53,6 @@ type options struct {
 	mailStream string
 	spawn      bool
 	withMail   bool
-	direct     bool
 	mailURL    string
 	replicas   int
 	extraEnv   string
@@ -78,7 +77,6 @@ func main() {
 	flag.StringVar(&o.mailURL, "mail-url", "", "Mail API base URL: also wait for the deliveries to be sent (without -spawn)")
 	flag.BoolVar(&o.spawn, "spawn", false, "start Redis, PostgreSQL and the service here")
 	flag.BoolVar(&o.withMail, "mail", false, "with -spawn: start the Mail Service too (stub SMTP) and wait for sent deliveries")
-	flag.BoolVar(&o.direct, "direct", false, "with -spawn: reach Redis and PostgreSQL at their containers' IPs, bypassing docker-proxy (harness.DirectAddr)")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -spawn: notification processes in the consumer group")
 	flag.StringVar(&o.extraEnv, "env", "", "with -spawn: extra NAME=value,NAME=value for the notification processes")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up waiting after this long per phase")
@@ -111,9 +109,6 @@ func run(o options) error {
 	fmt.Printf("notificationload: intents %s → mail commands %s", o.intents, o.mailStream)
 	if o.mailURL != "" {
 		fmt.Printf(" → Mail deliveries at %s", o.mailURL)
-	}
-	if o.direct {
-		fmt.Printf(" (Redis %s and PostgreSQL at their containers' IPs: no docker-proxy)", o.redisAddr)
 	}
 	fmt.Println()
 
@@ -155,15 +150,6 @@ func spawn(tb *harness.PackageTB, o *options) error {
 		RedisAddr:        redisSrv.Addr,
 		PostgresAdminDSN: pg.AdminDSN,
 		Binaries:         harness.BuildBinaries(tb, pkgs...),
-	}
-	if o.direct {
-		var err error
-		if infra.RedisAddr, err = redisSrv.DirectAddr(ctx); err != nil {
-			return err
-		}
-		if infra.PostgresAdminDSN, err = pg.DirectDSN(ctx, pg.AdminDSN); err != nil {
-			return err
-		}
 	}
 	o.redisAddr = infra.RedisAddr
 	streams := harness.NewPipelineStreams()

@@ -65,7 +65,6 @@ type options struct {
 	rtmConcurrency int
 	logLevel       string
 	image          string
-	direct         bool
 	env            envFlag
 }
 
@@ -100,7 +99,6 @@ func main() {
 	flag.StringVar(&o.image, "image", "", "image reference of every job, %d replaced by the job number (default: <registry>/galaxy/missing-load:%d, never pushed)")
 	o.env = envFlag{}
 	flag.Var(o.env, "env", "NAME=VALUE for the service whose prefix NAME has (repeatable), e.g. RTMANAGER_RECONCILE_INTERVAL=1m")
-	flag.BoolVar(&o.direct, "direct", false, "reach Redis and PostgreSQL at their containers' IPs, bypassing docker-proxy (harness.DirectAddr)")
 	soak := flag.Bool("soak", false, "a soak run: -duration defaults to 10m")
 	flag.Parse()
 	durationSet := false
@@ -149,16 +147,6 @@ func main() {
 func run(ctx context.Context, tb *harness.PackageTB, o options) (bool, error) {
 	say("starting Redis, PostgreSQL, the registry and building the four services…")
 	infra := harness.StartInfra(ctx, tb)
-	if o.direct {
-		var err error
-		if infra.RedisAddr, err = harness.DirectAddr(ctx, infra.RedisContainerID, 6379); err != nil {
-			return false, err
-		}
-		pg := &harness.Postgres{AdminDSN: infra.PostgresAdminDSN, ContainerID: infra.PostgresContainerID}
-		if infra.PostgresAdminDSN, err = pg.DirectDSN(ctx, infra.PostgresAdminDSN); err != nil {
-			return false, err
-		}
-	}
 	env := map[string]map[string]string{}
 	for _, d := range harness.ServiceDefs() {
 		env[d.Name] = map[string]string{d.Prefix + "LOG_LEVEL": o.logLevel}

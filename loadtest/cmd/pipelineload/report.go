@@ -155,9 +155,6 @@ func (r *report) print(w io.Writer) {
 	if len(o.env) > 0 {
 		fmt.Fprintf(w, "  service settings: %s\n", o.env)
 	}
-	if o.direct {
-		fmt.Fprintf(w, "  Redis and PostgreSQL reached at their containers' IPs (-direct): no docker-proxy\n")
-	}
 	fmt.Fprintf(w, "  offered        %8.1f jobs/s (publisher lag max %s)\n", r.offeredPerSec, r.pub.maxLag.Round(time.Millisecond))
 	fmt.Fprintf(w, "  job results    %8.1f jobs/s (Runtime Manager)\n", r.resultsPerSec)
 	fmt.Fprintf(w, "  mails sent     %8.1f mails/s (%d of %d measured jobs)\n", r.mailsPerSec, len(r.samples), r.measuredJobs)
