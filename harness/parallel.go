@@ -29,6 +29,7 @@ func inParallel(tb TB, steps ...func(TB)) {
 	wg.Wait()
 	var failures []string
 	for _, s := range tbs {
+		s.mu.Lock()
 		for _, f := range s.cleanups {
 			tb.Cleanup(f)
 		}
@@ -38,6 +39,10 @@ func inParallel(tb TB, steps ...func(TB)) {
 		if s.failure != "" {
 			failures = append(failures, s.failure)
 		}
+		// What a step left running (the registry's server) logs to tb
+		// from now on.
+		s.parent = tb
+		s.mu.Unlock()
 	}
 	if len(failures) > 0 {
 		tb.Fatalf("%s", strings.Join(failures, "\n"))
@@ -52,6 +57,7 @@ type stepTB struct {
 	cleanups []func()
 	logs     []string
 	failure  string
+	parent   TB // set once inParallel has handed the step over
 }
 
 func (*stepTB) Helper() {}
@@ -67,6 +73,10 @@ func (s *stepTB) Cleanup(f func()) {
 func (s *stepTB) Logf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.parent != nil {
+		s.parent.Logf(format, args...)
+		return
+	}
 	s.logs = append(s.logs, fmt.Sprintf(format, args...))
 }
 

@@ -14,8 +14,10 @@ type recordingTB struct {
 	failure  string
 }
 
-func (r *recordingTB) Cleanup(func())                    { r.cleanups++ }
-func (r *recordingTB) Logf(format string, args ...any)   { r.logs = append(r.logs, fmt.Sprintf(format, args...)) }
+func (r *recordingTB) Cleanup(func()) { r.cleanups++ }
+func (r *recordingTB) Logf(format string, args ...any) {
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
 func (r *recordingTB) Fatalf(format string, args ...any) { r.failure = fmt.Sprintf(format, args...) }
 
 func TestInParallelHandsOverCleanupsLogsAndFailures(t *testing.T) {
