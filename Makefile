@@ -21,6 +21,10 @@ N ?= 20
 RATE ?= 80
 DURATION ?= 60s
 SOAK_RATE ?= 50
+# The service images' names: $(SERVICE_IMAGE_REPOSITORY)/<service>:$(SERVICE_IMAGE_TAG);
+# an empty tag is the checkout's `git describe --tags --always --dirty`.
+SERVICE_IMAGE_REPOSITORY ?= galaxy
+SERVICE_IMAGE_TAG ?=
 
 # Packages for `go test`: everything but the Ginkgo acceptance program
 # (acceptance/, which `make acceptance` runs through the ginkgo CLI). Its other
@@ -28,13 +32,16 @@ SOAK_RATE ?= 50
 # go test only builds them.
 GO_PACKAGES = $$($(GO) list ./... | grep -vx 'galaxy/acceptance')
 
-.PHONY: help images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean
+.PHONY: help images service-images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 images: ## build the local Redis and PostgreSQL images (skips what exists)
 	bash images/build.sh
+
+service-images: ## build one image per service into the local Docker daemon (SERVICE_IMAGE_REPOSITORY, SERVICE_IMAGE_TAG); skips what is up to date
+	$(GO) run ./images/serviceimages -repository '$(SERVICE_IMAGE_REPOSITORY)' -tag '$(SERVICE_IMAGE_TAG)'
 
 build: ## build the four service binaries into bin/
 	@mkdir -p $(BIN)

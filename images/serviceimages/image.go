@@ -1,0 +1,180 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"runtime"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// The unprivileged user every service runs as (distroless's "nonroot").
+const (
+	nonrootUID = 65532
+	nonrootGID = 65532
+)
+
+// mailTemplateDir is where Mail's templates are in its image, and what
+// MAIL_TEMPLATE_DIR says there.
+const mailTemplateDir = "/usr/share/galaxy/mail/templates"
+
+// service is one image to build.
+type service struct {
+	Name    string // binary and image name: userservice, mail, …
+	Package string // its main package
+	Port    int    // its internal HTTP API's default port, documented as exposed
+	Title   string // what it is, for the image's description
+}
+
+var services = []service{
+	{Name: "userservice", Package: "./user/cmd/userservice", Port: 8081, Title: "Galaxy User Service"},
+	{Name: "mail", Package: "./mail/cmd/mail", Port: 8082, Title: "Galaxy Mail Service"},
+	{Name: "notification", Package: "./notification/cmd/notification", Port: 8083, Title: "Galaxy Notification Service"},
+	{Name: "rtmanager", Package: "./rtmanager/cmd/rtmanager", Port: 8084, Title: "Galaxy Runtime Manager"},
+}
+
+// metadata is what every image says of the build.
+type metadata struct {
+	Version  string    // org.opencontainers.image.version
+	Revision string    // org.opencontainers.image.revision: the commit
+	Created  time.Time // the commit's time: the same commit gives the same image
+}
+
+// file is one entry of the image's only layer.
+type file struct {
+	Name    string // absolute path
+	Mode    int64  // permission bits; a directory when Dir
+	Dir     bool
+	Content []byte
+}
+
+// buildImage assembles s's image: one layer holding the static binary, the
+// user database naming the unprivileged user, the host's CA bundle (for
+// TLS to SMTP or a telemetry collector) and extra (Mail's templates) — no
+// shell, no package manager, nothing else to run.
+func buildImage(s service, binary, caBundle []byte, extra []file, m metadata) (v1.Image, error) {
+	files := []file{
+		{Name: "/etc", Dir: true, Mode: 0o755},
+		{Name: "/etc/passwd", Mode: 0o644, Content: []byte(fmt.Sprintf(
+			"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonrootUID, nonrootGID))},
+		{Name: "/etc/group", Mode: 0o644, Content: []byte(fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", nonrootGID))},
+		{Name: "/home", Dir: true, Mode: 0o755},
+		{Name: "/home/nonroot", Dir: true, Mode: 0o700},
+		{Name: "/tmp", Dir: true, Mode: 0o1777},
+		{Name: "/usr", Dir: true, Mode: 0o755},
+		{Name: "/usr/local", Dir: true, Mode: 0o755},
+		{Name: "/usr/local/bin", Dir: true, Mode: 0o755},
+		{Name: "/usr/local/bin/" + s.Name, Mode: 0o755, Content: binary},
+	}
+	if caBundle != nil {
+		files = append(files,
+			file{Name: "/etc/ssl", Dir: true, Mode: 0o755},
+			file{Name: "/etc/ssl/certs", Dir: true, Mode: 0o755},
+			file{Name: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Content: caBundle})
+	}
+	files = append(files, extra...)
+	layerTar, err := tarFiles(files, m.Created)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer of %s: %w", s.Name, err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, fmt.Errorf("image of %s: %w", s.Name, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("config of %s: %w", s.Name, err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Created = v1.Time{Time: m.Created.UTC()}
+	cf.Config.User = fmt.Sprintf("%d:%d", nonrootUID, nonrootGID)
+	cf.Config.WorkingDir = "/home/nonroot"
+	cf.Config.Entrypoint = []string{"/usr/local/bin/" + s.Name}
+	cf.Config.Env = []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
+	if s.Name == "mail" {
+		cf.Config.Env = append(cf.Config.Env, "MAIL_TEMPLATE_DIR="+mailTemplateDir)
+	}
+	cf.Config.ExposedPorts = map[string]struct{}{fmt.Sprintf("%d/tcp", s.Port): {}}
+	cf.Config.Labels = map[string]string{
+		"org.opencontainers.image.title":       s.Name,
+		"org.opencontainers.image.description": s.Title,
+		"org.opencontainers.image.version":     m.Version,
+		"org.opencontainers.image.revision":    m.Revision,
+		"org.opencontainers.image.created":     m.Created.UTC().Format(time.RFC3339),
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// templateFiles are the files of the template tree root, under dir.
+func templateFiles(root fs.FS, dir string) ([]file, error) {
+	out := []file{
+		{Name: "/usr/share", Dir: true, Mode: 0o755},
+		{Name: "/usr/share/galaxy", Dir: true, Mode: 0o755},
+		{Name: "/usr/share/galaxy/mail", Dir: true, Mode: 0o755},
+	}
+	err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := path.Join(dir, p)
+		if d.IsDir() {
+			out = append(out, file{Name: name, Dir: true, Mode: 0o755})
+			return nil
+		}
+		content, err := fs.ReadFile(root, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, file{Name: name, Mode: 0o644, Content: content})
+		return nil
+	})
+	return out, err
+}
+
+// tarFiles writes files as a tar stream, owned by root, every time
+// modified, so that the same files always give the same layer.
+func tarFiles(files []file, modified time.Time) ([]byte, error) {
+	sorted := append([]file(nil), files...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range sorted {
+		hdr := &tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     path.Clean(f.Name)[1:],
+			Mode:     f.Mode,
+			Size:     int64(len(f.Content)),
+			ModTime:  modified.UTC(),
+			Format:   tar.FormatPAX,
+		}
+		if f.Dir {
+			hdr.Typeflag, hdr.Name, hdr.Size = tar.TypeDir, hdr.Name+"/", 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("tar: %w", err)
+	}
+	return buf.Bytes(), nil
+}
