@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -20,8 +19,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/client"
+
+	"galaxy/images/layer"
 )
 
 // GameServerPackage is the test game server (harness/gameserver), the
@@ -45,7 +45,7 @@ func BuildGoImage(ctx context.Context, tb TB, reg *Registry, pkgPath, repo, tag 
 	}
 	entry := "/" + path.Base(pkgPath)
 	ref := reg.Ref(repo, tag)
-	if err := pushImage(ctx, ref, []tarFile{{Name: entry, Mode: 0o755, Content: content}}, []string{entry}); err != nil {
+	if err := pushImage(ctx, ref, []layer.File{{Name: entry, Mode: 0o755, Content: content}}, []string{entry}); err != nil {
 		tb.Fatalf("build image %s: %v", pkgPath, err)
 	}
 	return ref
@@ -58,7 +58,7 @@ func BuildGoImage(ctx context.Context, tb TB, reg *Registry, pkgPath, repo, tag 
 func BuildBrokenEntrypointImage(ctx context.Context, tb TB, reg *Registry, repo, tag string) string {
 	tb.Helper()
 	ref := reg.Ref(repo, tag)
-	files := []tarFile{{Name: "/README", Mode: 0o644, Content: []byte("This image's entrypoint does not exist.\n")}}
+	files := []layer.File{{Name: "/README", Mode: 0o644, Content: []byte("This image's entrypoint does not exist.\n")}}
 	if err := pushImage(ctx, ref, files, []string{"/does-not-exist"}); err != nil {
 		tb.Fatalf("build broken-entrypoint image: %v", err)
 	}
@@ -71,7 +71,7 @@ func BuildBrokenEntrypointImage(ctx context.Context, tb TB, reg *Registry, repo,
 func BuildNonExecutableEntrypointImage(ctx context.Context, tb TB, reg *Registry, repo, tag string) string {
 	tb.Helper()
 	ref := reg.Ref(repo, tag)
-	files := []tarFile{{Name: "/server", Mode: 0o644, Content: []byte("#!/not/a/binary\n")}}
+	files := []layer.File{{Name: "/server", Mode: 0o644, Content: []byte("#!/not/a/binary\n")}}
 	if err := pushImage(ctx, ref, files, []string{"/server"}); err != nil {
 		tb.Fatalf("build non-executable-entrypoint image: %v", err)
 	}
@@ -108,34 +108,21 @@ func crossCompile(ctx context.Context, tb TB, pkgPath string) string {
 	return snap
 }
 
-// tarFile is one regular file of a layer.
-type tarFile struct {
-	Name    string // absolute path in the image
-	Mode    int64
-	Content []byte
-}
-
 // pushImage writes a one-layer image with the given files and entrypoint to
 // ref (host/repo:tag). go-containerregistry builds the image; the upload
 // speaks the distribution protocol over plain HTTP itself, because the
 // library's pkg/v1/remote drags in the Docker CLI's credential code, which a
 // loopback registry without authentication does not need.
-func pushImage(ctx context.Context, ref string, files []tarFile, entrypoint []string) error {
+func pushImage(ctx context.Context, ref string, files []layer.File, entrypoint []string) error {
 	host, repo, tag, err := splitRef(ref)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	layerTar, err := tarLayer(files)
+	l, err := layer.New(files, time.Unix(0, 0))
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return fmt.Errorf("push %s: layer: %w", ref, err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
 		return fmt.Errorf("push %s: append layer: %w", ref, err)
 	}
@@ -156,7 +143,7 @@ func pushImage(ctx context.Context, ref string, files []tarFile, entrypoint []st
 	}
 
 	up := uploader{base: "http://" + host, repo: repo}
-	compressed, err := layer.Compressed()
+	compressed, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("push %s: layer: %w", ref, err)
 	}
@@ -165,7 +152,7 @@ func pushImage(ctx context.Context, ref string, files []tarFile, entrypoint []st
 	if err != nil {
 		return fmt.Errorf("push %s: layer: %w", ref, err)
 	}
-	layerDigest, err := layer.Digest()
+	layerDigest, err := l.Digest()
 	if err != nil {
 		return fmt.Errorf("push %s: layer: %w", ref, err)
 	}
@@ -276,32 +263,6 @@ func (u uploader) do(ctx context.Context, method, target, contentType string, bo
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	return resp, nil
-}
-
-// tarLayer builds an uncompressed layer tar holding files (owned by root).
-func tarLayer(files []tarFile) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range files {
-		hdr := &tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     path.Clean(f.Name)[1:],
-			Mode:     f.Mode,
-			Size:     int64(len(f.Content)),
-			ModTime:  time.Unix(0, 0),
-			Format:   tar.FormatPAX,
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
-		}
-		if _, err := tw.Write(f.Content); err != nil {
-			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("tar: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // PullImage has the Docker daemon pull ref, reading the progress stream to its

@@ -1,20 +1,17 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"runtime"
-	"sort"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"galaxy/images/layer"
 )
 
 // The unprivileged user every service runs as (distroless's "nonroot").
@@ -49,20 +46,12 @@ type metadata struct {
 	Created  time.Time // the commit's time: the same commit gives the same image
 }
 
-// file is one entry of the image's only layer.
-type file struct {
-	Name    string // absolute path
-	Mode    int64  // permission bits; a directory when Dir
-	Dir     bool
-	Content []byte
-}
-
 // buildImage assembles s's image: one layer holding the static binary, the
 // user database naming the unprivileged user, the host's CA bundle (for
 // TLS to SMTP or a telemetry collector) and extra (Mail's templates) — no
 // shell, no package manager, nothing else to run.
-func buildImage(s service, binary, caBundle []byte, extra []file, m metadata) (v1.Image, error) {
-	files := []file{
+func buildImage(s service, binary, caBundle []byte, extra []layer.File, m metadata) (v1.Image, error) {
+	files := []layer.File{
 		{Name: "/etc", Dir: true, Mode: 0o755},
 		{Name: "/etc/passwd", Mode: 0o644, Content: []byte(fmt.Sprintf(
 			"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonrootUID, nonrootGID))},
@@ -77,22 +66,16 @@ func buildImage(s service, binary, caBundle []byte, extra []file, m metadata) (v
 	}
 	if caBundle != nil {
 		files = append(files,
-			file{Name: "/etc/ssl", Dir: true, Mode: 0o755},
-			file{Name: "/etc/ssl/certs", Dir: true, Mode: 0o755},
-			file{Name: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Content: caBundle})
+			layer.File{Name: "/etc/ssl", Dir: true, Mode: 0o755},
+			layer.File{Name: "/etc/ssl/certs", Dir: true, Mode: 0o755},
+			layer.File{Name: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Content: caBundle})
 	}
 	files = append(files, extra...)
-	layerTar, err := tarFiles(files, m.Created)
-	if err != nil {
-		return nil, err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
+	l, err := layer.New(files, m.Created)
 	if err != nil {
 		return nil, fmt.Errorf("layer of %s: %w", s.Name, err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
 		return nil, fmt.Errorf("image of %s: %w", s.Name, err)
 	}
@@ -122,8 +105,8 @@ func buildImage(s service, binary, caBundle []byte, extra []file, m metadata) (v
 }
 
 // templateFiles are the files of the template tree root, under dir.
-func templateFiles(root fs.FS, dir string) ([]file, error) {
-	out := []file{
+func templateFiles(root fs.FS, dir string) ([]layer.File, error) {
+	out := []layer.File{
 		{Name: "/usr/share", Dir: true, Mode: 0o755},
 		{Name: "/usr/share/galaxy", Dir: true, Mode: 0o755},
 		{Name: "/usr/share/galaxy/mail", Dir: true, Mode: 0o755},
@@ -134,47 +117,15 @@ func templateFiles(root fs.FS, dir string) ([]file, error) {
 		}
 		name := path.Join(dir, p)
 		if d.IsDir() {
-			out = append(out, file{Name: name, Dir: true, Mode: 0o755})
+			out = append(out, layer.File{Name: name, Dir: true, Mode: 0o755})
 			return nil
 		}
 		content, err := fs.ReadFile(root, p)
 		if err != nil {
 			return err
 		}
-		out = append(out, file{Name: name, Mode: 0o644, Content: content})
+		out = append(out, layer.File{Name: name, Mode: 0o644, Content: content})
 		return nil
 	})
 	return out, err
-}
-
-// tarFiles writes files as a tar stream, owned by root, every time
-// modified, so that the same files always give the same layer.
-func tarFiles(files []file, modified time.Time) ([]byte, error) {
-	sorted := append([]file(nil), files...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range sorted {
-		hdr := &tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     path.Clean(f.Name)[1:],
-			Mode:     f.Mode,
-			Size:     int64(len(f.Content)),
-			ModTime:  modified.UTC(),
-			Format:   tar.FormatPAX,
-		}
-		if f.Dir {
-			hdr.Typeflag, hdr.Name, hdr.Size = tar.TypeDir, hdr.Name+"/", 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
-		}
-		if _, err := tw.Write(f.Content); err != nil {
-			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("tar: %w", err)
-	}
-	return buf.Bytes(), nil
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/client"
+
+	"galaxy/images/layer"
 )
 
 func main() {
@@ -99,7 +101,7 @@ func buildOne(ctx context.Context, dc *client.Client, s service, ref, binPath st
 	if err != nil {
 		return err
 	}
-	var extra []file
+	var extra []layer.File
 	if s.Name == "mail" {
 		if extra, err = templateFiles(os.DirFS("mail/templates"), mailTemplateDir); err != nil {
 			return fmt.Errorf("mail templates: %w", err)
