@@ -110,7 +110,7 @@ bench-acceptance: images ## time `make acceptance` (all, smoke, boundary) 3 time
 bench-acceptance-cold: ## time one `make acceptance` as on a new machine (removes the local images, fresh caches, a new clone)
 	$(GO) run ./harness/cmd/benchacceptance -cold
 
-# Not part of `test`: one focused acceptance run per mutant, about 15 minutes.
+# Not part of `test`: one focused acceptance run per mutant, about 13 minutes.
 mutate: images ## apply each contract mutant of acceptance/mutants to a copy of the tree, run its behaviour's specs; all must be killed; table into docs/acceptance.md
 	$(GO) run ./harness/cmd/mutate -doc docs/acceptance.md -reports $(REPORTS)/mutate
 
