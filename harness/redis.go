@@ -27,9 +27,27 @@ type Redis struct {
 // removed on clean-up.
 func StartRedis(ctx context.Context, tb TB) *Redis {
 	tb.Helper()
+	return startRedis(ctx, tb, "redis", "redis-server")
+}
+
+// startRedis starts the image with cmd as the container's command (the
+// image's entrypoint keeps settings given on the command line), its working
+// directory, where an append-only file goes, a volume of its own
+// (dataVolume); kind names the container.
+func startRedis(ctx context.Context, tb TB, kind string, cmd ...string) *Redis {
+	tb.Helper()
 	cfg := mustSuiteConfig(tb)
 	image := cfg.Images.Redis
-	ctr, sc, err := runOnHostPort(ctx, tb, "redis", runRedis(image), redisPortArgs, []string{"redis-server"},
+	ctr, sc, err := runOnHostPort(ctx, tb, kind,
+		func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
+			c, err := tcredis.Run(ctx, image, opts...)
+			if c == nil {
+				return nil, err
+			}
+			return c, err
+		},
+		redisPortArgs, cmd,
+		dataVolume("/data"),
 		testcontainers.WithWaitStrategyAndDeadline(cfg.Timeouts.ContainerStart, wait.ForLog("Ready to accept connections")),
 	)
 	if err != nil {
@@ -37,22 +55,10 @@ func StartRedis(ctx context.Context, tb TB) *Redis {
 	}
 	tb.Cleanup(func() { terminate(tb, ctr) })
 	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(sc.HostPort)), ContainerID: sc.ContainerID}
-	if err := waitReady(ctx, "redis "+r.Addr, r.Ping); err != nil {
-		tb.Fatalf("start redis: %v", err)
+	if err := waitReady(ctx, kind+" "+r.Addr, r.Ping); err != nil {
+		tb.Fatalf("start %s: %v", kind, err)
 	}
 	return r
-}
-
-// runRedis runs the Redis module with image, its working directory (where
-// an append-only file goes) a volume of its own (dataVolume).
-func runRedis(image string) func(context.Context, ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
-	return func(ctx context.Context, opts ...testcontainers.ContainerCustomizer) (testcontainers.Container, error) {
-		c, err := tcredis.Run(ctx, image, append(opts, dataVolume("/data"))...)
-		if c == nil {
-			return nil, err
-		}
-		return c, err
-	}
 }
 
 // redisPortArgs has redis-server listen on 127.0.0.1:port (its own image's
