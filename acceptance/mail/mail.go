@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/redis/go-redis/v9"
 
 	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
@@ -258,27 +257,25 @@ var _ = describe("SMTP failures", func() {
 	It("retries a 4xx reply and sends exactly once when the server accepts again", behaviors.Proves(
 		"mail.smtp.transient-retried", "mail.attempts.recorded",
 	), func(ctx SpecContext) {
-		mail := harness.StartService(ctx, GinkgoT(), harness.ServiceSpec{
-			Name: "mail", Infra: framework.Infra(), SMTPAddr: svc.mailpit.SMTPAddr,
-			Env: map[string]string{
+		mail := harness.StartPipeline(ctx, GinkgoT(), framework.Infra(), harness.PipelineOptions{
+			Services: []string{"mail"},
+			SMTPAddr: svc.mailpit.SMTPAddr,
+			Env: map[string]map[string]string{"mail": {
 				"MAIL_TEMPLATE_DIR":         svc.templates,
 				"MAIL_RETRY_BACKOFF_MIN":    "1s",
 				"MAIL_RETRY_BACKOFF_MAX":    "2s",
 				"MAIL_MAX_ATTEMPTS":         "10",
 				"MAIL_SENDER_POLL_INTERVAL": "50ms",
-			},
+			}},
 		})
-		DeferCleanup(harness.AttachLogsOnFailure, mail.Process)
-		api := &harness.MailClient{BaseURL: mail.URL}
+		framework.ReportOnFailure(framework.SpecPipeline("greylisting mail", mail))
+		api := mail.MailClient()
 		to := recipient("greylisted")
 		key := "greylist-" + to
 		svc.failRecipients(ctx, 451)
 		DeferCleanup(svc.clearChaos, NodeTimeout(10*time.Second))
-		values := map[string]any{}
-		for k, v := range imagePullCommand(key, to, "en", nil) {
-			values[k] = v
-		}
-		Expect(svc.Redis.XAdd(ctx, &redis.XAddArgs{Stream: mail.Streams.MailCommands, Values: values}).Err()).To(Succeed())
+		_, err := mail.Publish(ctx, mail.Streams.MailCommands, imagePullCommand(key, to, "en", nil))
+		Expect(err).NotTo(HaveOccurred())
 
 		By("the 451 leaving the delivery retrying")
 		var id string
@@ -318,12 +315,7 @@ var _ = describe("SMTP failures", func() {
 		Expect(d.Attempts[len(d.Attempts)-1].Outcome).To(Equal("sent"))
 		// Once the spec's Mail has nothing in flight, nothing more can
 		// reach the server.
-		Eventually(ctx, func(g Gomega) {
-			var n harness.MailInFlight
-			_, err := harness.DoJSON(ctx, harness.Request{URL: mail.URL + harness.MailInFlightPath}, &n)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(n).To(Equal(harness.MailInFlight{}))
-		}).Should(Succeed())
+		framework.Settle(ctx, mail)
 		Expect(svc.received(ctx, to)).To(HaveLen(1))
 	})
 
