@@ -34,9 +34,20 @@ func TestAcceptance(t *testing.T) {
 	if err := speclabel.CheckFilter(suite.LabelFilter, behaviors.Labels()...); err != nil {
 		t.Fatal(err)
 	}
+	// Against a deployment, the specs that need processes or
+	// infrastructure of their own are left out whatever the filter says.
+	cfg, err := harness.LoadSuiteConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	description := "Galaxy acceptance"
+	if cfg.Target.Deployed() {
+		suite.LabelFilter = speclabel.ExcludeForDeployed(suite.LabelFilter)
+		description += " against a deployment"
+	}
 	RegisterFailHandler(Fail)
 	harness.ConfigureGomega(t)
-	RunSpecs(t, "Galaxy acceptance")
+	RunSpecs(t, description, suite)
 }
 
 var _ = SynchronizedBeforeSuite(framework.StartWorld, framework.JoinWorld, NodeTimeout(harness.SuiteSetupTimeout))

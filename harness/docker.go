@@ -12,17 +12,21 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// DockerHost is the daemon address the harness and the services use:
-// DOCKER_HOST when set, else the local socket.
+// DockerHost is the daemon address the harness and the services use: in a
+// run against a deployment, the target's docker_host when set; else
+// DOCKER_HOST when set; else the local socket.
 func DockerHost() string {
+	if cfg, err := LoadSuiteConfig(); err == nil && cfg.Target.Deployed() && cfg.Target.DockerHost != "" {
+		return cfg.Target.DockerHost
+	}
 	if host := strings.TrimSpace(os.Getenv("DOCKER_HOST")); host != "" {
 		return host
 	}
 	return client.DefaultDockerHost
 }
 
-// DockerClient returns the process-wide Docker client (DOCKER_HOST and
-// friends from the environment). The client negotiates the API version with
+// DockerClient returns the process-wide Docker client of DockerHost (TLS
+// settings from the environment). The client negotiates the API version with
 // the daemon by default (1.41 for Docker Engine 20.10). It lives as long as
 // the process; callers must not close it.
 func DockerClient() (*client.Client, error) {
@@ -30,7 +34,7 @@ func DockerClient() (*client.Client, error) {
 }
 
 var dockerClient = sync.OnceValues(func() (*client.Client, error) {
-	c, err := client.New(client.FromEnv)
+	c, err := client.New(client.FromEnv, client.WithHost(DockerHost()))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", DockerHost(), err)
 	}

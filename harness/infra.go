@@ -25,6 +25,13 @@ type Infra struct {
 	MissingImage        string            `json:"missing_image"`        // in the registry's namespace, never pushed: pull fails
 	Binaries            map[string]string `json:"binaries"`             // binary name → path
 	DockerHost          string            `json:"docker_host"`
+	// Deployed is true when the suite tests a running deployment
+	// (InfraOptions.Deployed): then only the registry and its images are
+	// the suite's, and no Redis, PostgreSQL or binary is.
+	Deployed bool `json:"deployed"`
+	// StartedAtMS is when the run began (Unix milliseconds): on a
+	// deployment, the suite's records are no older.
+	StartedAtMS int64 `json:"started_at_ms"`
 }
 
 // InfraOptions changes what StartInfraWith starts.
@@ -32,6 +39,11 @@ type InfraOptions struct {
 	// Packages are the main packages to build into Infra.Binaries; nil means
 	// the four services (ServicePackagePaths), an empty non-nil slice none.
 	Packages []string
+	// Deployed starts only what a run against a deployment needs of its
+	// own: the registry with the game images, which the deployment's
+	// Docker daemon pulls from this host's loopback (it must run on this
+	// host). No Redis, PostgreSQL or binaries: the deployment has its own.
+	Deployed bool
 }
 
 // StartInfra sweeps what killed runs left behind, checks Docker, and starts
@@ -55,7 +67,7 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 
 	pkgs := opts.Packages
-	if pkgs == nil {
+	if pkgs == nil && !opts.Deployed {
 		pkgs = ServicePackagePaths()
 	}
 	// The build is CPU work and the containers mostly waiting: overlap them.
@@ -93,30 +105,36 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 		tb.Logf("infra: %s in %s", what, time.Since(step).Round(time.Millisecond))
 		step = time.Now()
 	}
-	EnsureLocalImages(ctx, tb)
-	took("local images checked")
-	// Redis, PostgreSQL and the registry with its images, side by side:
-	// each mostly waits for the daemon or its server.
-	infra := Infra{DockerHost: DockerHost(), Binaries: map[string]string{}}
-	inParallel(tb,
-		func(tb TB) {
-			redis := StartRedis(ctx, tb)
-			infra.RedisAddr, infra.RedisContainerID = redis.Addr, redis.ContainerID
-		},
-		func(tb TB) {
-			pg := StartPostgres(ctx, tb)
-			infra.PostgresAdminDSN, infra.PostgresContainerID = pg.AdminDSN, pg.ContainerID
-		},
-		func(tb TB) {
-			reg := StartRegistry(ctx, tb)
-			infra.RegistryHost = reg.Host
-			infra.GameImage = BuildGoImage(ctx, tb, reg, GameServerPackage, "galaxy/gameserver", "test")
-			infra.BrokenImage = BuildBrokenEntrypointImage(ctx, tb, reg, "galaxy/broken-entrypoint", "test")
-			infra.NonExecutableImage = BuildNonExecutableEntrypointImage(ctx, tb, reg, "galaxy/non-executable", "test")
-			infra.MissingImage = reg.Ref("galaxy/missing", "never-pushed")
-		},
-	)
-	took("Redis, PostgreSQL, the registry and the game images ready")
+	infra := Infra{DockerHost: DockerHost(), Binaries: map[string]string{}, Deployed: opts.Deployed, StartedAtMS: time.Now().UnixMilli()}
+	registry := func(tb TB) {
+		reg := StartRegistry(ctx, tb)
+		infra.RegistryHost = reg.Host
+		infra.GameImage = BuildGoImage(ctx, tb, reg, GameServerPackage, "galaxy/gameserver", "test")
+		infra.BrokenImage = BuildBrokenEntrypointImage(ctx, tb, reg, "galaxy/broken-entrypoint", "test")
+		infra.NonExecutableImage = BuildNonExecutableEntrypointImage(ctx, tb, reg, "galaxy/non-executable", "test")
+		infra.MissingImage = reg.Ref("galaxy/missing", "never-pushed")
+	}
+	if opts.Deployed {
+		registry(tb)
+		took("the registry and the game images ready")
+	} else {
+		EnsureLocalImages(ctx, tb)
+		took("local images checked")
+		// Redis, PostgreSQL and the registry with its images, side by
+		// side: each mostly waits for the daemon or its server.
+		inParallel(tb,
+			func(tb TB) {
+				redis := StartRedis(ctx, tb)
+				infra.RedisAddr, infra.RedisContainerID = redis.Addr, redis.ContainerID
+			},
+			func(tb TB) {
+				pg := StartPostgres(ctx, tb)
+				infra.PostgresAdminDSN, infra.PostgresContainerID = pg.AdminDSN, pg.ContainerID
+			},
+			registry,
+		)
+		took("Redis, PostgreSQL, the registry and the game images ready")
+	}
 	if b := collect(); b.err != nil {
 		tb.Fatalf("%v", b.err)
 	}

@@ -85,3 +85,17 @@ func TestLedgerCountsDeliveriesByCommandWithoutNotification(t *testing.T) {
 		"- command k3 (expected by [spec H]): deliveries missing: failed",
 	)
 }
+
+func TestLedgerOnADeploymentComparesOnlyItsOwnSubjects(t *testing.T) {
+	l := NewLedger(&Pipeline{Deployed: true})
+	l.Published("[spec A]", "runtime:start_jobs", "1-0", map[string]string{"game_id": "a"})
+	l.Expect("[spec B]", GameSubject("b"), Effects{Results: []string{"start succeeded"}})
+	found := map[string]Effects{
+		GameSubject("a"):        {Results: []string{"start succeeded"}},
+		GameSubject("lobby-42"): {Results: []string{"start failed image_pull_failed"}},
+	}
+	expectProblems(t, l.compare(found),
+		"- game a (created by [spec A], which expected nothing of it): job results extra: start succeeded",
+		"- game b (expected by [spec B]): job results missing: start succeeded",
+	)
+}

@@ -207,7 +207,9 @@ func (c *MailClient) Resend(ctx context.Context, id string) (Delivery, bool, err
 }
 
 // MailClient returns a client of the pipeline's Mail.
-func (p *Pipeline) MailClient() *MailClient { return &MailClient{BaseURL: p.MailURL} }
+func (p *Pipeline) MailClient() *MailClient {
+	return &MailClient{BaseURL: p.MailURL, Token: p.Tokens.Mail}
+}
 
 // Deliveries lists one page of Mail's deliveries matching query (source,
 // status, recipient, template_id, idempotency_key, limit, cursor), newest

@@ -130,5 +130,5 @@ func (c *NotificationClient) Notification(ctx context.Context, intentEntryID str
 
 // NotificationClient returns a client of the pipeline's Notification.
 func (p *Pipeline) NotificationClient() *NotificationClient {
-	return &NotificationClient{BaseURL: p.NotificationURL}
+	return &NotificationClient{BaseURL: p.NotificationURL, Token: p.Tokens.Notification}
 }

@@ -76,6 +76,14 @@ type Pipeline struct {
 	StateRoot     string
 
 	UserURL, MailURL, NotificationURL, RTManagerURL string
+	// Tokens are the APIs' bearer tokens; the clients of the pipeline
+	// (MailClient, ...) and Settled send them.
+	Tokens APITokens
+
+	// Deployed is true for a deployment the suite did not start
+	// (OpenTarget): it has no processes, and its streams carry other
+	// traffic than the suite's.
+	Deployed bool
 
 	User, Mail, Notification, RTManager *Process
 
@@ -86,6 +94,14 @@ type Pipeline struct {
 	OnPublish func(stream, entryID string, fields map[string]string)
 
 	services map[string]*Service
+	// groups, when set, are the only consumer groups Observe reads.
+	groups []string
+}
+
+// APITokens are the bearer tokens of a pipeline's four APIs (each
+// <P>_INTERNAL_API_TOKEN); empty where the service has none.
+type APITokens struct {
+	User, Mail, Notification, RTManager string
 }
 
 // Processes returns the service processes, Runtime Manager first.

@@ -87,4 +87,6 @@ func (c *RuntimeClient) Runtime(ctx context.Context, gameID string) (Runtime, er
 }
 
 // RuntimeClient returns a client of the pipeline's Runtime Manager.
-func (p *Pipeline) RuntimeClient() *RuntimeClient { return &RuntimeClient{BaseURL: p.RTManagerURL} }
+func (p *Pipeline) RuntimeClient() *RuntimeClient {
+	return &RuntimeClient{BaseURL: p.RTManagerURL, Token: p.Tokens.RTManager}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -120,8 +121,8 @@ func (p *Pipeline) Observe(ctx context.Context) (Observation, error) {
 			o.Groups = append(o.Groups, gs...)
 		}
 	}
-	readService := func(name, base, path string, out any) bool {
-		if err := GetJSON(ctx, base+path, out); err != nil {
+	readService := func(name, base, token, path string, out any) bool {
+		if _, err := DoJSON(ctx, Request{URL: joinURL(base, path), Token: token}, out); err != nil {
 			errs = append(errs, fmt.Errorf("%s in-flight: %w", name, err))
 			return false
 		}
@@ -131,21 +132,21 @@ func (p *Pipeline) Observe(ctx context.Context) (Observation, error) {
 	readGroups(rtmInputs)
 	if p.RTManagerURL != "" {
 		var v RTManagerInFlight
-		if readService("rtmanager", p.RTManagerURL, RTManagerInFlightPath, &v) {
+		if readService("rtmanager", p.RTManagerURL, p.Tokens.RTManager, RTManagerInFlightPath, &v) {
 			o.RTManager = &v
 		}
 	}
 	readGroups(middle)
 	if p.NotificationURL != "" {
 		var v NotificationInFlight
-		if readService("notification", p.NotificationURL, NotificationInFlightPath, &v) {
+		if readService("notification", p.NotificationURL, p.Tokens.Notification, NotificationInFlightPath, &v) {
 			o.Notification = &v
 		}
 	}
 	readGroups(mailInputs)
 	if p.MailURL != "" {
 		var v MailInFlight
-		if readService("mail", p.MailURL, MailInFlightPath, &v) {
+		if readService("mail", p.MailURL, p.Tokens.Mail, MailInFlightPath, &v) {
 			o.Mail = &v
 		}
 	}
@@ -194,6 +195,9 @@ func (p *Pipeline) streamGroups(ctx context.Context, stream string) ([]GroupBack
 	}
 	out := make([]GroupBacklog, 0, len(groups))
 	for _, g := range groups {
+		if p.groups != nil && !slices.Contains(p.groups, g.Name) {
+			continue
+		}
 		b := GroupBacklog{Stream: stream, Group: g.Name, Pending: g.Pending, Lag: g.Lag}
 		if b.Lag < 0 {
 			next, err := p.Redis.XRangeN(ctx, stream, "("+g.LastDeliveredID, "+", 1).Result()

@@ -41,6 +41,7 @@ type SuiteConfig struct {
 	Timeouts   TimeoutsConfig     `yaml:"timeouts"`
 	Services   map[string]EnvMap  `yaml:"services"`
 	Profiles   map[string]Profile `yaml:"profiles"`
+	Target     TargetConfig       `yaml:"target"`
 }
 
 // EnvMap is a set of environment variables, name to value.
@@ -116,6 +117,7 @@ func defaultSuiteConfig() SuiteConfig {
 			ProcessReady:   30 * time.Second,
 			ProcessStop:    15 * time.Second,
 		},
+		Target: TargetConfig{Mode: TargetHermetic},
 	}
 }
 
@@ -148,7 +150,9 @@ func SuiteConfigPath() (string, error) {
 }
 
 // LoadSuiteConfigFile reads one suite configuration file (not cached), with
-// the image environment overrides applied.
+// the image and target environment overrides applied. The target section is
+// checked after its overrides, since secrets and addresses may come only
+// from the environment.
 func LoadSuiteConfigFile(path string) (SuiteConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -163,6 +167,10 @@ func LoadSuiteConfigFile(path string) (SuiteConfig, error) {
 	}
 	if v := os.Getenv(EnvPostgresImage); v != "" {
 		cfg.Images.Postgres = v
+	}
+	cfg.Target.applyEnv(os.Getenv)
+	if err := cfg.Target.validate(); err != nil {
+		return SuiteConfig{}, fmt.Errorf("suite config %s with the %s* environment: %w", path, EnvTargetPrefix, err)
 	}
 	return cfg, nil
 }

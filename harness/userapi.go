@@ -109,4 +109,6 @@ func (c *UserClient) Resolve(ctx context.Context, ids []string) (ResolvedUsers, 
 }
 
 // UserClient returns a client of the pipeline's User Service.
-func (p *Pipeline) UserClient() *UserClient { return &UserClient{BaseURL: p.UserURL} }
+func (p *Pipeline) UserClient() *UserClient {
+	return &UserClient{BaseURL: p.UserURL, Token: p.Tokens.User}
+}

@@ -23,17 +23,18 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-// adminRecipient is the admin list of each failure kind: one recipient per
-// kind, so a spec proves that Notification honours the list per type.
-var adminRecipient = framework.AdminEmails
-
 var (
 	infra    harness.Infra
 	pipeline *harness.Pipeline // this process's boundary pipeline
+	// adminRecipient is the admin list of each failure kind
+	// (framework.AdminEmails), so a spec proves that Notification honours
+	// the list per type.
+	adminRecipient map[string]string
 )
 
 var area = framework.Area{Label: speclabel.Boundary, Setup: func(ctx SpecContext) {
 	infra = framework.Infra()
+	adminRecipient = framework.AdminEmails()
 	opts := harness.PipelineOptions{AdminEmails: adminRecipient}
 	pipeline = framework.Pipeline(ctx, "boundary", opts)
 	// The run-wide ledger checks, after the process's last spec, that the

@@ -40,6 +40,6 @@ var _ = describe("markup in a producer's value", Label(speclabel.StartConfigInva
 			))
 		},
 		Entry("in the default admin locale", pullIfMissing),
-		Entry("in a region locale falling back to its language's templates", pullAlways),
+		Entry("in a region locale falling back to its language's templates", Label(speclabel.Hermetic), pullAlways),
 	)
 })

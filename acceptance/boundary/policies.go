@@ -69,7 +69,7 @@ var _ = describe("pull policies and admin locales", func() {
 	// is the boundary pipeline (admin locale en), always runs with admin
 	// locale fr-CA and never with de, so every failure here is also mailed,
 	// and checked, in that route's locale.
-	DescribeTable("classifies each failure point under each pull policy, as the failure table says",
+	DescribeTable("classifies each failure point under each pull policy, as the failure table says", Label(speclabel.Hermetic),
 		func(ctx SpecContext, policy string, point startPoint, want startOutcome) {
 			r := routeFor(ctx, policy)
 			ref := point.image(ctx)

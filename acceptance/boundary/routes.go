@@ -37,18 +37,37 @@ type route struct {
 
 // defaultRoute is the boundary pipeline: the harness's pull policy
 // (if_missing), the default admin locale, one recipient per failure kind.
+//
+// Against a deployment, its target section says what the harness sets
+// here: the pull policy, the admin locale and the manager's instance.
 func defaultRoute() route {
 	GinkgoHelper()
-	rtm := pipeline.Service("rtmanager")
+	var policy, locale, instance string
+	if pipeline.Deployed {
+		t := framework.Target()
+		policy, locale, instance = t.ImagePullPolicy, t.AdminLocaleOrDefault(), t.RTManagerInstance
+	} else {
+		rtm := pipeline.Service("rtmanager")
+		locale = pipeline.Service("notification").Env()["NOTIFICATION_ADMIN_LOCALE"]
+		if locale == "" {
+			locale = "en"
+		}
+		policy, instance = rtm.Var("IMAGE_PULL_POLICY"), rtm.Var("INSTANCE_ID")
+	}
 	// The pull-policy table counts on this pipeline being its if_missing
-	// column: a changed harness default must fail here, not pass there.
-	Expect(rtm.Var("IMAGE_PULL_POLICY")).To(Equal(pullIfMissing), "the boundary pipeline's pull policy")
-	Expect(pipeline.Service("notification").Env()).NotTo(HaveKey("NOTIFICATION_ADMIN_LOCALE"), "the boundary pipeline's admin locale is the default")
+	// column, and the failure specs on its expectations of the default
+	// locale: a changed default must fail here, not pass there.
+	Expect(policy).To(Equal(pullIfMissing), "the boundary pipeline's pull policy")
+	Expect(locale).To(Equal("en"), "the boundary pipeline's admin locale")
 	admins := map[string][]string{}
 	for notificationType, list := range adminRecipient {
-		admins[notificationType] = []string{list}
+		for _, addr := range strings.Split(list, ",") {
+			if addr = strings.TrimSpace(addr); addr != "" {
+				admins[notificationType] = append(admins[notificationType], addr)
+			}
+		}
 	}
-	return route{p: pipeline, locale: "en", resolved: "en", admins: admins, instance: rtm.Var("INSTANCE_ID")}
+	return route{p: pipeline, locale: locale, resolved: "en", admins: admins, instance: instance}
 }
 
 // otherRoutes are the pull policies the boundary pipeline does not run,

@@ -1,16 +1,29 @@
 package framework
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
-// AdminEmails are the admin lists of the boundary pipeline: one recipient
-// per failure kind, so a spec proves that Notification honours the list per
-// type. Every area that asks framework.Pipeline for
-// PipelineOptions{AdminEmails: AdminEmails} and nothing else shares that one
-// pipeline per process.
-var AdminEmails = map[string]string{
+// hermeticAdminEmails are the admin lists of the boundary pipeline the
+// suite starts: one recipient per failure kind, so a spec proves that
+// Notification honours the list per type.
+var hermeticAdminEmails = map[string]string{
 	"runtime.image_pull_failed":      "rtm-admin@example.com",
 	"runtime.container_start_failed": "rtm-start-admin@example.com",
 	"runtime.start_config_invalid":   "rtm-config-admin@example.com",
+}
+
+// AdminEmails are the admin lists of the boundary pipeline: the suite's
+// own, or a deployment's as its target section names them. Every area that
+// asks Pipeline for PipelineOptions{AdminEmails: AdminEmails()} and nothing
+// else shares that one pipeline per process — the deployment itself, in a
+// run against one.
+func AdminEmails() map[string]string {
+	if target.Deployed() {
+		return maps.Clone(target.AdminEmails)
+	}
+	return maps.Clone(hermeticAdminEmails)
 }
 
 // ReportOnFailure has the suite's failure reporter (ReportFailure) report r

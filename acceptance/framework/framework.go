@@ -26,31 +26,55 @@ import (
 	"github.com/onsi/ginkgo/v2"
 
 	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
-var world harness.Infra
+var (
+	world  harness.Infra
+	target harness.TargetConfig
+)
 
 // StartWorld runs on process 1 only: it starts the shared world and returns
 // its addresses for every process. What it starts is removed after the last
-// process has finished (DeferCleanup in SynchronizedBeforeSuite).
+// process has finished (DeferCleanup in SynchronizedBeforeSuite). Against a
+// deployment (ginkgo.yml's target) the world is only the registry with the
+// game images: the deployment is the rest.
 func StartWorld(ctx ginkgo.SpecContext) []byte {
-	return harness.StartInfra(ctx, ginkgo.GinkgoT()).Encode()
+	t := mustTarget()
+	return harness.StartInfraWith(ctx, ginkgo.GinkgoT(), harness.InfraOptions{Deployed: t.Deployed()}).Encode()
 }
 
 // JoinWorld runs on every process with what StartWorld returned.
 func JoinWorld(data []byte) {
 	world = harness.MustDecodeInfra(ginkgo.GinkgoT(), data)
+	target = mustTarget()
+}
+
+func mustTarget() harness.TargetConfig {
+	cfg, err := harness.LoadSuiteConfig()
+	if err != nil {
+		ginkgo.Fail(err.Error())
+	}
+	return cfg.Target
 }
 
 // Infra is the shared world: its Redis, PostgreSQL, registry and game images,
 // and the service binaries.
 func Infra() harness.Infra { return world }
 
+// Target is what the run tests: ginkgo.yml's target section with its
+// GALAXY_TARGET_* overrides.
+func Target() harness.TargetConfig { return target }
+
 // Area is one area of the suite: its label, and what runs before each of its
 // specs (where the area takes the shared resources its specs use).
 type Area struct {
 	Label string
 	Setup func(ginkgo.SpecContext)
+	// Hermetic areas start, configure or break processes of their own in
+	// every spec: each of their specs carries speclabel.Hermetic, and a
+	// run against a deployment leaves them out.
+	Hermetic bool
 }
 
 // Describe registers a top-level container of the area's specs: its text is
@@ -71,7 +95,11 @@ func (a Area) Describe(text string, args ...any) bool {
 			}
 		}
 	}
-	return ginkgo.Describe("["+a.Label+"] "+text, append([]any{ginkgo.Label(a.Label)}, args...)...)
+	labels := ginkgo.Label(a.Label)
+	if a.Hermetic {
+		labels = ginkgo.Label(a.Label, speclabel.Hermetic)
+	}
+	return ginkgo.Describe("["+a.Label+"] "+text, append([]any{labels}, args...)...)
 }
 
 // ReportFailure is the suite's one failure reporter (a top-level AfterEach):

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 
@@ -42,6 +43,9 @@ func KeepLedger(p *harness.Pipeline, opts harness.PipelineOptions) {
 		return
 	}
 	l := harness.NewLedger(p)
+	if p.Deployed {
+		l.Since = time.UnixMilli(world.StartedAtMS)
+	}
 	ledgers[p] = &watched{ledger: l, p: p, admins: opts.AdminEmails}
 	p.OnPublish = func(stream, entryID string, fields map[string]string) {
 		l.Published(specName(), stream, entryID, fields)

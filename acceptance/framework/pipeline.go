@@ -3,11 +3,14 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"reflect"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
 
 	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
 // pipeline is a harness.Pipeline as a Resource: its streams, and the logs of
@@ -35,7 +38,21 @@ func SpecPipeline(name string, p *harness.Pipeline, more ...*harness.Process) Re
 // first time: specs that ask for the same options share one pipeline (the
 // options are the key, so two areas configured alike share it too); name says
 // in reports which it is.
+//
+// In a run against a deployment the deployment is the one pipeline: opts
+// must be those of the boundary pipeline (the deployment's admin lists and
+// nothing else), and anything else fails the spec, which needs a pipeline
+// configured for it and so must be labelled speclabel.Hermetic.
 func Pipeline(ctx context.Context, name string, opts harness.PipelineOptions) *harness.Pipeline {
+	ginkgo.GinkgoHelper()
+	if target.Deployed() {
+		if !reflect.DeepEqual(opts, harness.PipelineOptions{AdminEmails: AdminEmails()}) {
+			ginkgo.Fail(fmt.Sprintf("the %s pipeline is configured for its specs (%+v), which a deployment is not: label them %s", name, opts, speclabel.Hermetic))
+		}
+		return Shared(ctx, "deployment", func(ctx context.Context, tb harness.TB) *pipeline {
+			return &pipeline{Pipeline: harness.OpenTarget(tb, target), name: "deployment"}
+		}).Pipeline
+	}
 	key, err := json.Marshal(opts)
 	if err != nil {
 		panic(err) // options are maps of strings: they always marshal

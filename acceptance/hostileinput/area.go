@@ -12,6 +12,8 @@
 package hostileinput
 
 import (
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -20,13 +22,21 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-// admin is the admin list of the intents the specs publish.
-var admin = framework.AdminEmails["runtime.image_pull_failed"]
-
-var pipeline *harness.Pipeline // this process's boundary pipeline
+var (
+	pipeline *harness.Pipeline // this process's boundary pipeline
+	// admin is an address of the image_pull_failed list, the type of the
+	// intents the specs publish, and configAdmin one of the
+	// start_config_invalid list.
+	admin, configAdmin string
+)
 
 var area = framework.Area{Label: speclabel.HostileInput, Setup: func(ctx SpecContext) {
-	opts := harness.PipelineOptions{AdminEmails: framework.AdminEmails}
+	lists := framework.AdminEmails()
+	admin = firstAddress(lists["runtime.image_pull_failed"])
+	configAdmin = firstAddress(lists["runtime.start_config_invalid"])
+	Expect(admin).NotTo(BeEmpty(), "an admin list for runtime.image_pull_failed")
+	Expect(configAdmin).NotTo(BeEmpty(), "an admin list for runtime.start_config_invalid")
+	opts := harness.PipelineOptions{AdminEmails: lists}
 	pipeline = framework.Pipeline(ctx, "boundary", opts)
 	framework.KeepLedger(pipeline, opts)
 	// Every service must still be running after the hostile input.
@@ -39,3 +49,9 @@ var area = framework.Area{Label: speclabel.HostileInput, Setup: func(ctx SpecCon
 
 // describe registers hostile-input specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }
+
+// firstAddress is the first address of a comma-separated admin list.
+func firstAddress(list string) string {
+	first, _, _ := strings.Cut(list, ",")
+	return strings.TrimSpace(first)
+}

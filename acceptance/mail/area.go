@@ -37,7 +37,7 @@ import (
 
 var svc *service // this process's Mail and Mailpit
 
-var area = framework.Area{Label: speclabel.Mail, Setup: func(ctx SpecContext) {
+var area = framework.Area{Label: speclabel.Mail, Hermetic: true, Setup: func(ctx SpecContext) {
 	svc = framework.Shared(ctx, "mail with mailpit", startService)
 }}
 

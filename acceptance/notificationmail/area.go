@@ -46,7 +46,7 @@ type services struct {
 
 var svc *services // this process's three services
 
-var area = framework.Area{Label: speclabel.Notification, Setup: func(ctx SpecContext) {
+var area = framework.Area{Label: speclabel.Notification, Hermetic: true, Setup: func(ctx SpecContext) {
 	opts := harness.PipelineOptions{
 		Services:    []string{"userservice", "mail", "notification"},
 		AdminEmails: adminLists,

@@ -33,7 +33,7 @@ import (
 
 var infra harness.Infra
 
-var area = framework.Area{Label: speclabel.Resilience, Setup: func(SpecContext) { infra = framework.Infra() }}
+var area = framework.Area{Label: speclabel.Resilience, Hermetic: true, Setup: func(SpecContext) { infra = framework.Infra() }}
 
 // describe registers resilience specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }

@@ -42,7 +42,7 @@ var (
 	rtm   *harness.Pipeline // this process's Runtime Manager
 )
 
-var area = framework.Area{Label: speclabel.Runtime, Setup: func(ctx SpecContext) {
+var area = framework.Area{Label: speclabel.Runtime, Hermetic: true, Setup: func(ctx SpecContext) {
 	infra = framework.Infra()
 	opts := harness.PipelineOptions{
 		Services: []string{"rtmanager"},

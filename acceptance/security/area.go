@@ -30,7 +30,7 @@ import (
 
 var infra harness.Infra
 
-var area = framework.Area{Label: speclabel.Security, Setup: func(SpecContext) { infra = framework.Infra() }}
+var area = framework.Area{Label: speclabel.Security, Hermetic: true, Setup: func(SpecContext) { infra = framework.Infra() }}
 
 // describe registers security specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }

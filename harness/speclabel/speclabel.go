@@ -20,12 +20,28 @@ const (
 	Resilience           = "resilience"
 	Security             = "security"
 	HostileInput         = "hostile_input"
+	// Hermetic marks a spec that needs what only the hermetic target
+	// gives: processes it starts, kills or configures itself, or
+	// infrastructure it controls (Redis, PostgreSQL, the registry, the
+	// SMTP server). A run against a deployment excludes it
+	// (ExcludeForDeployed).
+	Hermetic = "hermetic"
 )
 
 // Known lists every label above.
 var Known = []string{
 	Boundary, ImagePullFailed, ContainerStartFailed, StartConfigInvalid,
 	Smoke, Slow, Runtime, Notification, Mail, Resilience, Security, HostileInput,
+	Hermetic,
+}
+
+// ExcludeForDeployed narrows a label filter to the specs a run against a
+// deployment can run: filter's selection, without the Hermetic ones.
+func ExcludeForDeployed(filter string) string {
+	if filter == "" {
+		return "!" + Hermetic
+	}
+	return "(" + filter + ") && !" + Hermetic
 }
 
 // SlowSpec labels a spec slow and starts it first, so that long specs do not

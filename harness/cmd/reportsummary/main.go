@@ -1,14 +1,18 @@
-// Command reportsummary prints one line summing a Ginkgo JSON report:
+// Command reportsummary prints one line summing one or more Ginkgo JSON
+// reports:
 //
 //	acceptance: N passed, N failed, N skipped
 //
-// CI ends its output with it. Specs are the report's It nodes, counted by
-// Ginkgo's own states (types.SpecState): pending specs count as skipped;
-// suite set-up and clean-up nodes count only when they fail, as failures. It
-// exits 1 when something failed, when the report is missing, or when no spec
-// passed, so a run that executed nothing cannot look green.
+// CI ends its output with it; `make test` runs the suite twice (hermetic,
+// then against the compose stack) and sums both reports, after a line per
+// report. Specs are the report's It nodes, counted by Ginkgo's own states
+// (types.SpecState): pending specs count as skipped; a spec the run's label
+// filter did not select is not part of that run and is not counted; suite
+// set-up and clean-up nodes count only when they fail, as failures. It
+// exits 1 when something failed, when a report is missing, or when no spec
+// of a report passed, so a run that executed nothing cannot look green.
 //
-//	go run ./harness/cmd/reportsummary [reports/report.json]
+//	go run ./harness/cmd/reportsummary [reports/report.json ...]
 package main
 
 import (
@@ -21,39 +25,62 @@ import (
 )
 
 func main() {
-	path := "reports/report.json"
-	if len(os.Args) > 1 {
-		path = os.Args[1]
+	paths := os.Args[1:]
+	if len(paths) == 0 {
+		paths = []string{"reports/report.json"}
 	}
-	os.Exit(run(path, os.Stdout, os.Stderr))
+	os.Exit(run(paths, os.Stdout, os.Stderr))
 }
 
 type counts struct{ passed, failed, skipped int }
 
-func run(path string, stdout, stderr io.Writer) int {
+func (c counts) String() string {
+	return fmt.Sprintf("%d passed, %d failed, %d skipped", c.passed, c.failed, c.skipped)
+}
+
+func run(paths []string, stdout, stderr io.Writer) int {
+	var total counts
+	code := 0
+	for _, path := range paths {
+		c, err := countFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "reportsummary: %v\n", err)
+			code = 1
+			continue
+		}
+		if len(paths) > 1 {
+			fmt.Fprintf(stdout, "%s: %s\n", path, c)
+		}
+		if c.failed > 0 || c.passed == 0 {
+			code = 1
+		}
+		total.passed += c.passed
+		total.failed += c.failed
+		total.skipped += c.skipped
+	}
+	fmt.Fprintf(stdout, "acceptance: %s\n", total)
+	return code
+}
+
+func countFile(path string) (counts, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(stdout, "acceptance: 0 passed, 0 failed, 0 skipped\n")
-		fmt.Fprintf(stderr, "reportsummary: %v\n", err)
-		return 1
+		return counts{}, err
 	}
 	var reports []types.Report
 	if err := json.Unmarshal(data, &reports); err != nil {
-		fmt.Fprintf(stdout, "acceptance: 0 passed, 0 failed, 0 skipped\n")
-		fmt.Fprintf(stderr, "reportsummary: %s: %v\n", path, err)
-		return 1
+		return counts{}, fmt.Errorf("%s: %w", path, err)
 	}
-	c := count(reports)
-	fmt.Fprintf(stdout, "acceptance: %d passed, %d failed, %d skipped\n", c.passed, c.failed, c.skipped)
-	if c.failed > 0 || c.passed == 0 {
-		return 1
-	}
-	return 0
+	return count(reports)
 }
 
-func count(reports []types.Report) counts {
+func count(reports []types.Report) (counts, error) {
 	var c counts
 	for _, r := range reports {
+		selected, err := types.ParseLabelFilter(r.SuiteConfig.LabelFilter)
+		if err != nil {
+			return counts{}, fmt.Errorf("label filter %q: %w", r.SuiteConfig.LabelFilter, err)
+		}
 		for _, s := range r.SpecReports {
 			switch {
 			case s.State.Is(types.SpecStateFailureStates):
@@ -62,10 +89,12 @@ func count(reports []types.Report) counts {
 				// Set-up and clean-up nodes are not specs.
 			case s.State.Is(types.SpecStatePassed):
 				c.passed++
+			case s.State.Is(types.SpecStateSkipped) && !selected(s.Labels()):
+				// Not part of this run.
 			case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 				c.skipped++
 			}
 		}
 	}
-	return c
+	return c, nil
 }

@@ -40,7 +40,7 @@ func TestCountsSpecsByState(t *testing.T) {
 		spec(types.NodeTypeReportAfterSuite, types.SpecStatePassed),
 	}}})
 	var out, errOut bytes.Buffer
-	code := run(path, &out, &errOut)
+	code := run([]string{path}, &out, &errOut)
 	if want := "acceptance: 2 passed, 3 failed, 2 skipped\n"; out.String() != want || code != 1 {
 		t.Fatalf("exit %d, output %q, want exit 1 and %q", code, out.String(), want)
 	}
@@ -52,7 +52,7 @@ func TestGreenRunExitsZero(t *testing.T) {
 		spec(types.NodeTypeIt, types.SpecStateSkipped),
 	}}})
 	var out, errOut bytes.Buffer
-	if code := run(path, &out, &errOut); code != 0 || out.String() != "acceptance: 1 passed, 0 failed, 1 skipped\n" {
+	if code := run([]string{path}, &out, &errOut); code != 0 || out.String() != "acceptance: 1 passed, 0 failed, 1 skipped\n" {
 		t.Fatalf("exit %d, output %q", code, out.String())
 	}
 }
@@ -60,11 +60,44 @@ func TestGreenRunExitsZero(t *testing.T) {
 // A run that passed nothing, or left no report, must not look green.
 func TestNothingRunFails(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run(writeReport(t, []types.Report{{}}), &out, &errOut); code != 1 {
+	if code := run([]string{writeReport(t, []types.Report{{}})}, &out, &errOut); code != 1 {
 		t.Fatalf("empty report: exit %d, output %q", code, out.String())
 	}
 	out.Reset()
-	if code := run(filepath.Join(t.TempDir(), "none.json"), &out, &errOut); code != 1 || out.String() != "acceptance: 0 passed, 0 failed, 0 skipped\n" {
+	if code := run([]string{filepath.Join(t.TempDir(), "none.json")}, &out, &errOut); code != 1 || out.String() != "acceptance: 0 passed, 0 failed, 0 skipped\n" {
 		t.Fatalf("missing report: exit %d, output %q", code, out.String())
+	}
+}
+
+// Two runs sum into the last line; a spec the run's filter left out is not
+// counted, one it selected and skipped is.
+func TestSumsRunsAndLeavesOutWhatTheFilterDidNotSelect(t *testing.T) {
+	labelled := func(state types.SpecState, labels ...string) types.SpecReport {
+		s := spec(types.NodeTypeIt, state)
+		s.LeafNodeLabels = labels
+		return s
+	}
+	hermetic := writeReport(t, []types.Report{{SpecReports: types.SpecReports{
+		labelled(types.SpecStatePassed, "boundary"),
+		labelled(types.SpecStatePassed, "runtime", "hermetic"),
+	}}})
+	deployed := writeReport(t, []types.Report{{
+		SuiteConfig: types.SuiteConfig{LabelFilter: "!hermetic"},
+		SpecReports: types.SpecReports{
+			labelled(types.SpecStatePassed, "boundary"),
+			labelled(types.SpecStateSkipped, "boundary"),
+			labelled(types.SpecStateSkipped, "runtime", "hermetic"),
+		},
+	}})
+	var out, errOut bytes.Buffer
+	code := run([]string{hermetic, deployed}, &out, &errOut)
+	want := hermetic + ": 2 passed, 0 failed, 0 skipped\n" + deployed + ": 1 passed, 0 failed, 1 skipped\n" +
+		"acceptance: 3 passed, 0 failed, 1 skipped\n"
+	if code != 0 || out.String() != want {
+		t.Fatalf("exit %d, output %q, want 0 and %q", code, out.String(), want)
+	}
+	out.Reset()
+	if code := run([]string{hermetic, filepath.Join(t.TempDir(), "none.json")}, &out, &errOut); code != 1 {
+		t.Fatalf("a missing second report: exit %d, output %q", code, out.String())
 	}
 }
