@@ -33,6 +33,7 @@ import (
 
 func main() {
 	cfg := config.MustLoad[Config]("MAIL_")
+	httpapi.ProbeIfAsked(os.Args, cfg.HTTPAddr.String())
 	catalog, err := render.Load(cfg.TemplateDir, cfg.DefaultLocale)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "invalid configuration: MAIL_TEMPLATE_DIR: %v\n", err)

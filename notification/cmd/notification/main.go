@@ -37,6 +37,7 @@ const firstHandOffGrace = 5 * time.Second
 
 func main() {
 	cfg := config.MustLoad[Config]("NOTIFICATION_")
+	httpapi.ProbeIfAsked(os.Args, cfg.HTTPAddr.String())
 	admins, err := routing.LoadAdminRecipients(os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "invalid configuration: %v\n", err)

@@ -37,6 +37,7 @@ const prefix = "RTMANAGER_"
 
 func main() {
 	cfg := config.MustLoad[Config](prefix)
+	httpapi.ProbeIfAsked(os.Args, cfg.HTTPAddr.String())
 	logger := logging.New("rtmanager", cfg.LogLevel.Level())
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()

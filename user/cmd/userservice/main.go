@@ -30,6 +30,7 @@ type Config struct {
 
 func main() {
 	cfg := config.MustLoad[Config]("USERSERVICE_")
+	httpapi.ProbeIfAsked(os.Args, cfg.HTTPAddr.String())
 	logger := logging.New("userservice", cfg.LogLevel.Level())
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
