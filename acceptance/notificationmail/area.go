@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -28,12 +29,22 @@ import (
 // crashAdmin receives only the crash spec's mail, so that spec can count it.
 const crashAdmin = "nm-crash@example.com"
 
-// The admin lists of the suite.
-var adminLists = map[string]string{
+// hermeticAdminLists are the admin lists of the area's own Notification.
+var hermeticAdminLists = map[string]string{
 	"runtime.image_pull_failed":      "nm-admin@example.com,nm-oncall@example.com",
 	"runtime.container_start_failed": "nm-admin@example.com",
 	"runtime.start_config_invalid":   crashAdmin,
 }
+
+var (
+	// adminLists are the admin lists of the Notification the specs use:
+	// the area's own, or a deployment's.
+	adminLists map[string]string
+	// pullAdmins are the addresses of the image_pull_failed list, and
+	// startAdmin one of the container_start_failed list.
+	pullAdmins []string
+	startAdmin string
+)
 
 // services are one process's three services — a pipeline of the User
 // Service, Mail (stub SMTP) and Notification — with a client of each API.
@@ -46,7 +57,16 @@ type services struct {
 
 var svc *services // this process's three services
 
-var area = framework.Area{Label: speclabel.Notification, Hermetic: true, Setup: func(ctx SpecContext) {
+var area = framework.Area{Label: speclabel.Notification, Setup: func(ctx SpecContext) {
+	adminLists = hermeticAdminLists
+	if framework.Target().Deployed() {
+		adminLists = framework.AdminEmails()
+	}
+	pullAdmins = addresses(adminLists["runtime.image_pull_failed"])
+	starters := addresses(adminLists["runtime.container_start_failed"])
+	Expect(pullAdmins).NotTo(BeEmpty(), "an admin list for runtime.image_pull_failed")
+	Expect(starters).NotTo(BeEmpty(), "an admin list for runtime.container_start_failed")
+	startAdmin = starters[0]
 	opts := harness.PipelineOptions{
 		Services:    []string{"userservice", "mail", "notification"},
 		AdminEmails: adminLists,
@@ -58,10 +78,25 @@ var area = framework.Area{Label: speclabel.Notification, Hermetic: true, Setup: 
 			"NOTIFICATION_ROUTE_MAX_ATTEMPTS": "100",
 		}},
 	}
+	if framework.Target().Deployed() {
+		// The deployment is the pipeline, configured as it is.
+		opts = harness.PipelineOptions{AdminEmails: adminLists}
+	}
 	p := framework.Pipeline(ctx, "notification and mail", opts)
 	framework.KeepLedger(p, opts)
 	svc = &services{Pipeline: p, users: p.UserClient(), mailAPI: p.MailClient(), notifications: p.NotificationClient()}
 }}
+
+// addresses splits a comma-separated admin list.
+func addresses(list string) []string {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // describe registers Notification → Mail specs.
 func describe(text string, args ...any) bool { return area.Describe(text, args...) }
@@ -185,9 +220,11 @@ func (s *services) createUser(ctx context.Context, u harness.NewUser) {
 }
 
 // mailCommand returns the entry ID and fields of the one command on the mail
-// stream with idempotency key key.
+// stream with idempotency key key. It reads from the spec's start on: the
+// command is the spec's, and a deployment's stream is long.
 func (s *services) mailCommand(ctx context.Context, g Gomega, key string) (string, map[string]any) {
-	entries, err := s.Redis.XRange(ctx, s.Streams.MailCommands, "-", "+").Result()
+	start := strconv.FormatInt(CurrentSpecReport().StartTime.UnixMilli(), 10) + "-0"
+	entries, err := s.Redis.XRange(ctx, s.Streams.MailCommands, start, "+").Result()
 	g.Expect(err).NotTo(HaveOccurred())
 	var found []redis.XMessage
 	for _, e := range entries {
@@ -203,7 +240,7 @@ func (s *services) mailCommand(ctx context.Context, g Gomega, key string) (strin
 // endpoint.
 func notificationInFlight(ctx context.Context, g Gomega, p *harness.Pipeline) harness.NotificationInFlight {
 	var got harness.NotificationInFlight
-	_, err := harness.DoJSON(ctx, harness.Request{URL: p.NotificationURL + harness.NotificationInFlightPath}, &got)
+	_, err := harness.DoJSON(ctx, harness.Request{URL: p.NotificationURL + harness.NotificationInFlightPath, Token: p.Tokens.Notification}, &got)
 	g.Expect(err).NotTo(HaveOccurred())
 	return got
 }

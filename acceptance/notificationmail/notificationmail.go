@@ -31,7 +31,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		payload := decodeObject(intent["payload_json"])
 
 		mailEntries := map[string]string{} // admin → its mail command's entry ID
-		for _, admin := range []string{"nm-admin@example.com", "nm-oncall@example.com"} {
+		for _, admin := range pullAdmins {
 			key := harness.AdminRouteKey(intentID, admin)
 			Eventually(ctx, func(g Gomega) {
 				items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: key})
@@ -81,7 +81,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 			g.Expect(n.IdempotencyKey).To(BeNil())
 			g.Expect(n.Status).To(Equal("routed"))
 			g.Expect(n.Reason).To(BeNil())
-			g.Expect(n.Routes).To(HaveLen(2))
+			g.Expect(n.Routes).To(HaveLen(len(pullAdmins)))
 			for _, r := range n.Routes {
 				admin := *r.Recipient
 				g.Expect(mailEntries).To(HaveKey(admin))
@@ -95,7 +95,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		}).Should(Succeed())
 
 		framework.Settle(ctx, svc.Pipeline)
-		for _, admin := range []string{"nm-admin@example.com", "nm-oncall@example.com"} {
+		for _, admin := range pullAdmins {
 			items := svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(intentID, admin)})
 			Expect(items).To(HaveLen(1), "mails to %s", admin)
 		}
@@ -242,7 +242,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		good := svc.publishAdmin(ctx, adminIntent("runtime.container_start_failed", harness.UniqueName("game")))
 
 		Eventually(ctx, func(g Gomega) {
-			items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(good, "nm-admin@example.com")})
+			items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(good, startAdmin)})
 			g.Expect(items).To(HaveLen(1))
 			g.Expect(items[0].Status).To(Equal("sent"))
 		}).Should(Succeed())
@@ -255,7 +255,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		}).Should(Succeed())
 	})
 
-	It("mails a user once the User Service is back", behaviors.Proves(
+	It("mails a user once the User Service is back", Label(speclabel.Hermetic), behaviors.Proves(
 		"notification.retry.pending-while-user-service-down",
 		"notification.retry.entry-acknowledged", "contract.inflight.notification-counts-routes",
 		"notification.status.pending",
@@ -312,7 +312,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 		Expect(notificationInFlight(ctx, Default, svc.Pipeline)).To(Equal(harness.NotificationInFlight{}))
 	})
 
-	It("mails every intent exactly once across a Notification crash", speclabel.SlowSpec(), behaviors.Proves(
+	It("mails every intent exactly once across a Notification crash", speclabel.SlowSpec(), Label(speclabel.Hermetic), behaviors.Proves(
 		"notification.exactly-once.crash",
 	), func(ctx SpecContext) {
 		const total = 400
@@ -353,7 +353,7 @@ var _ = describe("Notification → Mail", Label(speclabel.Mail), func() {
 // never is.
 func expectOneMailFor(ctx context.Context, routed, duplicate string) {
 	GinkgoHelper()
-	routedKey := harness.AdminRouteKey(routed, "nm-admin@example.com")
+	routedKey := harness.AdminRouteKey(routed, startAdmin)
 	Eventually(ctx, func(g Gomega) {
 		items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: routedKey})
 		g.Expect(items).To(HaveLen(1))
@@ -361,5 +361,5 @@ func expectOneMailFor(ctx context.Context, routed, duplicate string) {
 	}).Should(Succeed())
 	framework.Settle(ctx, svc.Pipeline)
 	Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: routedKey})).To(HaveLen(1))
-	Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(duplicate, "nm-admin@example.com")})).To(BeEmpty())
+	Expect(svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(duplicate, startAdmin)})).To(BeEmpty())
 }

@@ -13,7 +13,7 @@ import (
 	"galaxy/harness/speclabel"
 )
 
-var _ = describe("two Notification replicas", Label(speclabel.Mail), func() {
+var _ = describe("two Notification replicas", Label(speclabel.Mail, speclabel.Hermetic), func() {
 	It("share one consumer group and mail every intent exactly once", speclabel.SlowSpec(), behaviors.Proves(
 		"notification.exactly-once.replicas",
 	), func(ctx SpecContext) {

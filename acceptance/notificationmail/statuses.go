@@ -32,7 +32,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 		}
 		framework.Settle(ctx, svc.Pipeline)
 		for _, id := range ids {
-			items := svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(id, "nm-admin@example.com")})
+			items := svc.deliveries(ctx, Default, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(id, startAdmin)})
 			Expect(items).To(HaveLen(1), "mails of intent %s", id)
 			Expect(items[0].Status).To(Equal("sent"))
 		}
@@ -57,7 +57,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 			n := svc.record(ctx, g, goodID)
 			g.Expect(n.Status).To(Equal("routed"))
 			g.Expect(n.DuplicateOf).To(BeNil())
-			items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(goodID, "nm-admin@example.com")})
+			items := svc.deliveries(ctx, g, harness.DeliveryQuery{IdempotencyKey: harness.AdminRouteKey(goodID, startAdmin)})
 			g.Expect(items).To(HaveLen(1))
 			g.Expect(items[0].Status).To(Equal("sent"))
 		}).Should(Succeed())
@@ -85,7 +85,7 @@ var _ = describe("notification statuses", Label(speclabel.Mail), func() {
 		}
 	})
 
-	It("makes a route dead once its hand-off failed NOTIFICATION_ROUTE_MAX_ATTEMPTS times, and its notification dead", behaviors.Proves(
+	It("makes a route dead once its hand-off failed NOTIFICATION_ROUTE_MAX_ATTEMPTS times, and its notification dead", Label(speclabel.Hermetic), behaviors.Proves(
 		"notification.retry.dead-after-max-attempts", "notification.status.dead",
 	), func(ctx SpecContext) {
 		// Notification alone, with no User Service where it looks for
