@@ -26,17 +26,32 @@ const mailTemplateDir = "/usr/share/galaxy/mail/templates"
 
 // service is one image to build.
 type service struct {
-	Name    string // binary and image name: userservice, mail, …
-	Package string // its main package
-	Port    int    // its internal HTTP API's default port, documented as exposed
-	Title   string // what it is, for the image's description
+	Name    string   // binary and image name: userservice, mail, …
+	Package string   // its main package
+	Ports   []int    // the ports it listens on by default, documented as exposed
+	Title   string   // what it is, for the image's description
+	Env     []string // variables the image sets besides SSL_CERT_FILE
 }
 
 var services = []service{
-	{Name: "userservice", Package: "./user/cmd/userservice", Port: 8081, Title: "Galaxy User Service"},
-	{Name: "mail", Package: "./mail/cmd/mail", Port: 8082, Title: "Galaxy Mail Service"},
-	{Name: "notification", Package: "./notification/cmd/notification", Port: 8083, Title: "Galaxy Notification Service"},
-	{Name: "rtmanager", Package: "./rtmanager/cmd/rtmanager", Port: 8084, Title: "Galaxy Runtime Manager"},
+	{Name: "userservice", Package: "./user/cmd/userservice", Ports: []int{8081}, Title: "Galaxy User Service"},
+	{Name: "mail", Package: "./mail/cmd/mail", Ports: []int{8082}, Title: "Galaxy Mail Service",
+		Env: []string{"MAIL_TEMPLATE_DIR=" + mailTemplateDir}},
+	{Name: "notification", Package: "./notification/cmd/notification", Ports: []int{8083}, Title: "Galaxy Notification Service"},
+	{Name: "rtmanager", Package: "./rtmanager/cmd/rtmanager", Ports: []int{8084}, Title: "Galaxy Runtime Manager"},
+}
+
+// mailpitModule is Mailpit, the SMTP server with a web UI and an API that
+// the stack of compose.yaml sends Mail's messages to: pinned in go.mod as
+// a tool, and built into an image like the services (there is no registry
+// to pull one from). Its image is named and dated by its module version,
+// not by this checkout, so every commit finds it up to date.
+const mailpitModule = "github.com/axllent/mailpit"
+
+var mailpit = service{
+	Name: "mailpit", Package: mailpitModule, Ports: []int{8025, 1025}, Title: "Mailpit (SMTP 1025, web UI and API 8025)",
+	// Nothing to check against: the stack has no way out to Mailpit's releases.
+	Env: []string{"MP_DISABLE_VERSION_CHECK=true"},
 }
 
 // metadata is what every image says of the build.
@@ -89,11 +104,11 @@ func buildImage(s service, binary, caBundle []byte, extra []layer.File, m metada
 	cf.Config.User = fmt.Sprintf("%d:%d", nonrootUID, nonrootGID)
 	cf.Config.WorkingDir = "/home/nonroot"
 	cf.Config.Entrypoint = []string{"/usr/local/bin/" + s.Name}
-	cf.Config.Env = []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
-	if s.Name == "mail" {
-		cf.Config.Env = append(cf.Config.Env, "MAIL_TEMPLATE_DIR="+mailTemplateDir)
+	cf.Config.Env = append([]string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}, s.Env...)
+	cf.Config.ExposedPorts = map[string]struct{}{}
+	for _, p := range s.Ports {
+		cf.Config.ExposedPorts[fmt.Sprintf("%d/tcp", p)] = struct{}{}
 	}
-	cf.Config.ExposedPorts = map[string]struct{}{fmt.Sprintf("%d/tcp", s.Port): {}}
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.title":       s.Name,
 		"org.opencontainers.image.description": s.Title,

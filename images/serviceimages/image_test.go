@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -132,4 +134,58 @@ func keys(m map[string]*tar.Header) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestMailpitImageRunsMailpitAloneWithItsTwoPorts(t *testing.T) {
+	meta := metadata{Version: "v1.33.1", Revision: "v1.33.1", Created: time.Date(2026, 11, 7, 23, 37, 21, 0, time.UTC)}
+	img, err := buildImage(mailpit, []byte("\x7fELF mailpit"), []byte("CA"), nil, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	if len(c.Entrypoint) != 1 || c.Entrypoint[0] != "/usr/local/bin/mailpit" || c.User != "65532:65532" {
+		t.Errorf("entrypoint %q, user %q; want /usr/local/bin/mailpit as 65532:65532", c.Entrypoint, c.User)
+	}
+	if len(c.ExposedPorts) != 2 {
+		t.Errorf("exposed ports %v, want 8025/tcp and 1025/tcp", c.ExposedPorts)
+	}
+	for _, p := range []string{"8025/tcp", "1025/tcp"} {
+		if _, ok := c.ExposedPorts[p]; !ok {
+			t.Errorf("exposed ports %v lack %s", c.ExposedPorts, p)
+		}
+	}
+	want := []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "MP_DISABLE_VERSION_CHECK=true"}
+	if !slices.Equal(c.Env, want) {
+		t.Errorf("env %q, want %q", c.Env, want)
+	}
+	if got := c.Labels["org.opencontainers.image.version"]; got != "v1.33.1" {
+		t.Errorf("version label %q, want Mailpit's version", got)
+	}
+	files := layerFiles(t, img)
+	for p, h := range files {
+		if h.Typeflag == tar.TypeReg && p != "/usr/local/bin/mailpit" && h.Mode&0o111 != 0 {
+			t.Errorf("%s is executable: only Mailpit may be", p)
+		}
+	}
+	if files["/bin/sh"] != nil || files[mailTemplateDir] != nil {
+		t.Errorf("a shell or Mail's templates in Mailpit's image: %v", keys(files))
+	}
+}
+
+func TestSelectedNamesEveryImageOrRefuses(t *testing.T) {
+	all, err := selected("")
+	if err != nil || len(all) != 4 || all[3].Name != "rtmanager" {
+		t.Errorf(`selected(""): %v, %v; want the four services`, all, err)
+	}
+	got, err := selected("mailpit, mail")
+	if err != nil || len(got) != 2 || got[0].Name != "mailpit" || got[1].Name != "mail" {
+		t.Errorf(`selected("mailpit, mail"): %v, %v`, got, err)
+	}
+	if _, err := selected("mail,redis"); err == nil || !strings.Contains(err.Error(), `unknown image "redis"`) {
+		t.Errorf(`selected("mail,redis"): err %v, want redis named`, err)
+	}
 }

@@ -6,6 +6,10 @@
 // commit always gives the same images (fixed file times, the commit's
 // time as the creation time): an image the daemon already has under its
 // name is left as it is. docs/images.md, "Service images".
+//
+// With -services mailpit it also builds an image of Mailpit, the SMTP
+// server, web UI and API of the stack in compose.yaml, from the version
+// pinned in go.mod, named by -mailpit-image.
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,16 +38,21 @@ import (
 func main() {
 	repository := flag.String("repository", "galaxy", "image name prefix: <repository>/<service>:<tag>")
 	tag := flag.String("tag", "", "image tag (default: git describe --tags --always --dirty)")
-	only := flag.String("services", "", "comma-separated services to build (default: all four)")
+	only := flag.String("services", "", "comma-separated images to build: the four services and mailpit (default: the four services)")
+	mailpitImage := flag.String("mailpit-image", os.Getenv("GALAXY_MAILPIT_IMAGE"), "name of the Mailpit image (default $GALAXY_MAILPIT_IMAGE, else <repository>/mailpit:<its version in go.mod>)")
 	caBundle := flag.String("ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "CA certificates copied into the images (empty: none)")
 	flag.Parse()
-	if err := run(context.Background(), *repository, *tag, *only, *caBundle); err != nil {
+	if err := run(context.Background(), *repository, *tag, *only, *caBundle, *mailpitImage); err != nil {
 		fmt.Fprintln(os.Stderr, "serviceimages:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, repository, tag, only, caPath string) error {
+func run(ctx context.Context, repository, tag, only, caPath, mailpitImage string) error {
+	chosen, err := selected(only)
+	if err != nil {
+		return err
+	}
 	m, err := commitMetadata(ctx)
 	if err != nil {
 		return err
@@ -66,33 +76,48 @@ func run(ctx context.Context, repository, tag, only, caPath string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	for _, s := range selected(only) {
-		ref := repository + "/" + s.Name + ":" + tag
-		if err := buildOne(ctx, dc, s, ref, filepath.Join(tmp, s.Name), ca, m); err != nil {
+	for _, s := range chosen {
+		ref, meta := repository+"/"+s.Name+":"+tag, m
+		var ldflags string
+		if s.Name == mailpit.Name {
+			if meta, err = moduleMetadata(ctx, mailpitModule); err != nil {
+				return err
+			}
+			ref = mailpitImage
+			if ref == "" {
+				ref = repository + "/" + s.Name + ":" + meta.Version
+			}
+			// What `mailpit version` prints, as in Mailpit's own builds.
+			ldflags = " -X " + mailpitModule + "/config.Version=" + meta.Version
+		}
+		if err := buildOne(ctx, dc, s, ref, filepath.Join(tmp, s.Name), ldflags, ca, meta); err != nil {
 			return fmt.Errorf("%s: %w", ref, err)
 		}
 	}
 	return nil
 }
 
-// selected are the services named in only, all when it is empty.
-func selected(only string) []service {
+// selected are the images named in only (comma-separated), the four
+// services when it is empty.
+func selected(only string) ([]service, error) {
 	if only == "" {
-		return services
+		return services, nil
 	}
+	known := append(append([]service(nil), services...), mailpit)
 	var out []service
-	for _, s := range services {
-		for _, n := range strings.Split(only, ",") {
-			if strings.TrimSpace(n) == s.Name {
-				out = append(out, s)
-			}
+	for _, n := range strings.Split(only, ",") {
+		n = strings.TrimSpace(n)
+		i := slices.IndexFunc(known, func(s service) bool { return s.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("-services: unknown image %q (want userservice, mail, notification, rtmanager or mailpit)", n)
 		}
+		out = append(out, known[i])
 	}
-	return out
+	return out, nil
 }
 
-func buildOne(ctx context.Context, dc *client.Client, s service, ref, binPath string, ca []byte, m metadata) error {
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", binPath, s.Package)
+func buildOne(ctx context.Context, dc *client.Client, s service, ref, binPath, ldflags string, ca []byte, m metadata) error {
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w"+ldflags, "-o", binPath, s.Package)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", s.Package, err, out)
@@ -191,6 +216,27 @@ func commitMetadata(ctx context.Context) (metadata, error) {
 		return m, fmt.Errorf("commit time %q: %w", when, err)
 	}
 	return m, nil
+}
+
+// moduleMetadata describes the version of module that go.mod requires: its
+// version and the version's time, so an image of it is the same for every
+// commit of this repository that pins that version.
+func moduleMetadata(ctx context.Context, module string) (metadata, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-json", module).Output()
+	if err != nil {
+		return metadata{}, fmt.Errorf("go list -m %s: %w", module, err)
+	}
+	var mod struct {
+		Version string
+		Time    time.Time
+	}
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return metadata{}, fmt.Errorf("go list -m %s: %w", module, err)
+	}
+	if mod.Version == "" || mod.Time.IsZero() {
+		return metadata{}, fmt.Errorf("go list -m %s: no version or time in %s", module, out)
+	}
+	return metadata{Version: mod.Version, Revision: mod.Version, Created: mod.Time}, nil
 }
 
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
