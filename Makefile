@@ -25,6 +25,9 @@ SOAK_RATE ?= 50
 # an empty tag is the checkout's `git describe --tags --always --dirty`.
 SERVICE_IMAGE_REPOSITORY ?= galaxy
 SERVICE_IMAGE_TAG ?=
+# The compose command of `make up` / `make down`: docker-compose (1.29) when
+# installed, else the Docker CLI's compose plugin (v2).
+COMPOSE ?= $(if $(shell command -v docker-compose),docker-compose,docker compose)
 
 # Packages for `go test`: everything but the Ginkgo acceptance program
 # (acceptance/, which `make acceptance` runs through the ginkgo CLI). Its other
@@ -32,7 +35,7 @@ SERVICE_IMAGE_TAG ?=
 # go test only builds them.
 GO_PACKAGES = $$($(GO) list ./... | grep -vx 'galaxy/acceptance')
 
-.PHONY: help images service-images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean
+.PHONY: help images service-images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean up down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,6 +45,12 @@ images: ## build the local Redis and PostgreSQL images (skips what exists)
 
 service-images: ## build one image per service into the local Docker daemon (SERVICE_IMAGE_REPOSITORY, SERVICE_IMAGE_TAG); skips what is up to date
 	$(GO) run ./images/serviceimages -repository '$(SERVICE_IMAGE_REPOSITORY)' -tag '$(SERVICE_IMAGE_TAG)'
+
+up: ## start the stack of compose.yaml (Redis, PostgreSQL, Mailpit, the four services); builds missing images, creates .env, waits until healthy, prints the URLs
+	COMPOSE='$(COMPOSE)' GO='$(GO)' SERVICE_IMAGE_REPOSITORY='$(SERVICE_IMAGE_REPOSITORY)' SERVICE_IMAGE_TAG='$(SERVICE_IMAGE_TAG)' bash deploy/compose/stack.sh up
+
+down: ## remove the stack: its containers, the games its Runtime Manager started, networks, volumes, game state
+	COMPOSE='$(COMPOSE)' GO='$(GO)' bash deploy/compose/stack.sh down
 
 build: ## build the four service binaries into bin/
 	@mkdir -p $(BIN)
