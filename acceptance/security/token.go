@@ -159,7 +159,7 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 			scraped, err := harness.ScrapeMetrics(ctx, base)
 			Expect(err).NotTo(HaveOccurred())
 			unauthorized := 0.0
-			for _, v := range scraped.Matching("http_requests_total", map[string]string{"code": "Unauthorized"}) {
+			for _, v := range scraped.Matching("http_requests_total", map[string]string{"code": "401"}) {
 				unauthorized += v
 			}
 			Expect(unauthorized).To(Equal(float64(refused)))

@@ -31,7 +31,11 @@ type Server struct {
 	mu       sync.Mutex
 	checks   []namedCheck
 	listener net.Listener
-	requests *prometheus.CounterVec
+	// requests and durations are labelled by route, method and code;
+	// each route's handler is wrapped in promhttp's instrumentation with
+	// its route curried in (instrumented).
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
 }
 
 type namedCheck struct {
@@ -50,15 +54,38 @@ func New(addr string, logger *slog.Logger, token string, reg *prometheus.Registr
 	s := &Server{addr: addr, logger: logger, mux: http.NewServeMux(), token: token}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total",
-		Help: "Internal API requests by route pattern and status code.",
-	}, []string{"route", "code"})
-	reg.MustRegister(s.requests)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		Help: "Internal API requests by route pattern, method and status code.",
+	}, []string{"route", "method", "code"})
+	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "http_request_duration_seconds",
+		Help:    "Time to answer an internal API request, by route pattern, method and status code.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method", "code"})
+	reg.MustRegister(s.requests, s.durations)
+	s.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}))
+	s.handle("GET /readyz", http.HandlerFunc(s.ready))
+	s.handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return s
+}
+
+// unmatchedRoute is the route label of requests no pattern matched, so a
+// scan of random paths adds one series, not one per path.
+const unmatchedRoute = "unmatched"
+
+// handle registers h for pattern, counted and timed under the pattern's path.
+func (s *Server) handle(pattern string, h http.Handler) {
+	_, path, _ := strings.Cut(pattern, " ")
+	s.mux.Handle(pattern, s.instrumented(path, h))
+}
+
+// instrumented wraps h in promhttp's counter and duration instrumentation,
+// its route label fixed to route; promhttp fills method and code.
+func (s *Server) instrumented(route string, h http.Handler) http.Handler {
+	labels := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerCounter(s.requests.MustCurryWith(labels),
+		promhttp.InstrumentHandlerDuration(s.durations.MustCurryWith(labels), h))
 }
 
 // AddCheck registers a readiness check under name (e.g. "redis").
@@ -70,7 +97,7 @@ func (s *Server) AddCheck(name string, check Check) {
 
 // Handle registers an API route with a Go 1.22 pattern ("GET /api/v1/x/{id}").
 func (s *Server) Handle(pattern string, h http.HandlerFunc) {
-	s.mux.Handle(pattern, s.protect(h))
+	s.handle(pattern, s.protect(h))
 }
 
 func (s *Server) protect(h http.HandlerFunc) http.Handler {
@@ -152,7 +179,7 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           s.instrument(http.HandlerFunc(s.route)),
+		Handler:           s.logServerErrors(http.HandlerFunc(s.route)),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -179,6 +206,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
+	s.instrumented(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.unmatched(w, r, h)
+	})).ServeHTTP(w, r)
+}
+
+// unmatched answers a request no pattern matched, h being what ServeMux
+// would have served.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	probe := httptest.NewRecorder()
 	h.ServeHTTP(probe, r)
 	switch probe.Code {
@@ -192,15 +227,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) instrument(next http.Handler) http.Handler {
+// logServerErrors logs every 5xx answer but the readiness probe's, whose
+// 503 is its normal way of saying a dependency is down.
+func (s *Server) logServerErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
 		if route == "" {
-			route = "unmatched"
+			route = unmatchedRoute
 		}
-		s.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc()
 		if rec.code >= 500 && !strings.HasSuffix(route, "/readyz") {
 			s.logger.Warn("internal api error", "route", route, "code", rec.code)
 		}

@@ -178,3 +178,33 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
+
+// Requests are counted and timed by route pattern, method and numeric
+// status code — the labels an alert on error rates or latency selects by.
+func TestRequestsAreCountedAndTimedByRouteMethodAndCode(t *testing.T) {
+	base := start(t, "s3cret", func(s *httpapi.Server) {
+		s.Handle("GET /api/v1/internal/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+			httpapi.WriteJSON(w, 200, map[string]string{"ok": "yes"})
+		})
+	})
+	get(t, base+"/api/v1/internal/things/1", "s3cret")
+	get(t, base+"/api/v1/internal/things/2", "s3cret")
+	get(t, base+"/api/v1/internal/things/3", "")
+	get(t, base+"/nowhere", "")
+	_, body := get(t, base+"/metrics", "")
+	for _, want := range []string{
+		`http_requests_total{code="200",method="get",route="/api/v1/internal/things/{id}"} 2`,
+		`http_requests_total{code="401",method="get",route="/api/v1/internal/things/{id}"} 1`,
+		`http_requests_total{code="404",method="get",route="unmatched"} 1`,
+		`http_request_duration_seconds_count{code="200",method="get",route="/api/v1/internal/things/{id}"} 2`,
+		`http_request_duration_seconds_bucket{code="401",method="get",route="/api/v1/internal/things/{id}",le="+Inf"} 1`,
+		`# TYPE http_request_duration_seconds histogram`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+}
