@@ -84,6 +84,7 @@ func main() {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	intakeMetrics := intake.NewMetrics(reg)
 	streamMetrics := streams.NewMetrics(reg)
+	streams.RegisterBacklog(reg, rdb, logger, streams.Group{Stream: cfg.CommandsStream, Group: intake.Group})
 
 	st := store.New(pool)
 	batch, concurrency := 256, 1

@@ -71,6 +71,7 @@ func main() {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatch.NewMetrics(reg)
 	streamMetrics := streams.NewMetrics(reg)
+	streams.RegisterBacklog(reg, rdb, logger, streams.Group{Stream: cfg.IntentsStream, Group: intake.Group})
 
 	userClient := users.New(cfg.UserServiceBaseURL, cfg.UserServiceTimeout.D()).WithToken(cfg.UserServiceToken)
 	st := store.New(pool)

@@ -35,6 +35,9 @@ import (
 
 const prefix = "RTMANAGER_"
 
+// jobsGroup is the contract's consumer group of both job streams.
+const jobsGroup = "rtmanager"
+
 func main() {
 	cfg := config.MustLoad[Config](prefix)
 	httpapi.ProbeIfAsked(os.Args, cfg.HTTPAddr.String())
@@ -123,9 +126,11 @@ func main() {
 		consumer = streams.DefaultConsumer()
 	}
 	streamMetrics := streams.NewMetrics(reg)
+	streams.RegisterBacklog(reg, rdb, logger,
+		streams.Group{Stream: cfg.StartJobsStream, Group: jobsGroup}, streams.Group{Stream: cfg.StopJobsStream, Group: jobsGroup})
 	worker := func(stream, name string, h streams.Handler) *streams.Worker {
 		return &streams.Worker{
-			Client: rdb, Stream: stream, Group: "rtmanager", Consumer: consumer + "-" + name,
+			Client: rdb, Stream: stream, Group: jobsGroup, Consumer: consumer + "-" + name,
 			Handler: h, Logger: logger, Block: cfg.StreamBlockTimeout.D(), ClaimIdle: cfg.StreamClaimIdle.D(),
 			MaxDeliveries: int64(cfg.StreamMaxDeliveries), Batch: 1, Metrics: streamMetrics,
 		}
