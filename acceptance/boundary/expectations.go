@@ -140,6 +140,7 @@ func expectStartFailureReported(ctx context.Context, r route, notificationType, 
 		Expect(detail.ResolvedLocale).To(Equal(r.resolved), "the template locale Mail fell back to")
 		Expect(detail.TemplateVariables).To(Equal(intent.Payload), "the template variables are the intent's payload")
 		expectRendered(detail, r.resolved, notificationType, intent.Payload)
+		expectReceived(ctx, r, recipient, detail.Subject)
 		deliveries = append(deliveries, detail)
 	}
 
@@ -157,8 +158,11 @@ func expectStartFailureReported(ctx context.Context, r route, notificationType, 
 	// Notification's routes are the type's list and nothing else; no
 	// address of it got a second mail about the game, under any key; and
 	// without a list, no one got any.
-	for _, recipient := range recipients {
+	for i, recipient := range recipients {
 		Expect(deliveriesForGame(ctx, Default, r.p, recipient, notificationType, gameID)).To(Equal(1), "mails about the game to %s", recipient)
+		if mp := deploymentMailpit(r); mp != nil {
+			Expect(received(ctx, Default, mp, recipient, deliveries[i].Subject)).To(HaveLen(1), "messages to %s in the deployment's Mailpit", recipient)
+		}
 	}
 	if len(recipients) == 0 {
 		Expect(deliveriesForGame(ctx, Default, r.p, "", notificationType, gameID)).To(BeZero(), "mails about the game")
@@ -255,4 +259,43 @@ func deliveriesForGame(ctx context.Context, g Gomega, p *harness.Pipeline, recip
 		}
 	}
 	return n
+}
+
+// deploymentMailpit is a client of the Mailpit a deployment's Mail sends
+// to (target.mailpit_url), when r is the deployment and one is named: then
+// a sent delivery must also have arrived there. The suite's own pipelines
+// run Mail in stub mode.
+func deploymentMailpit(r route) *harness.MailpitClient {
+	if !r.p.Deployed || framework.Target().MailpitURL == "" {
+		return nil
+	}
+	return &harness.MailpitClient{APIURL: framework.Target().MailpitURL}
+}
+
+// expectReceived waits until the deployment's Mailpit, if it names one,
+// holds the message to recipient with subject, exactly once.
+func expectReceived(ctx context.Context, r route, recipient, subject string) {
+	GinkgoHelper()
+	mp := deploymentMailpit(r)
+	if mp == nil {
+		return
+	}
+	By("the deployment's SMTP server receiving it")
+	Eventually(ctx, func(g Gomega) {
+		g.Expect(received(ctx, g, mp, recipient, subject)).To(HaveLen(1))
+	}).Should(Succeed())
+}
+
+// received are the messages Mailpit holds to recipient with subject — the
+// subject names the spec's game, so they are the spec's.
+func received(ctx context.Context, g Gomega, mp *harness.MailpitClient, recipient, subject string) []harness.MailpitMessage {
+	msgs, err := mp.Search(ctx, "to:"+recipient)
+	g.Expect(err).NotTo(HaveOccurred())
+	var out []harness.MailpitMessage
+	for _, m := range msgs {
+		if m.Subject == subject {
+			out = append(out, m)
+		}
+	}
+	return out
 }
