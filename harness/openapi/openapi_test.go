@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"galaxy/harness/openapi"
@@ -210,5 +211,37 @@ func TestValidateNamesUnknownRoutesAndServices(t *testing.T) {
 	}
 	if err := openapi.Validate("lobby", req, 200, nil, nil); err == nil || !strings.Contains(err.Error(), `unknown service "lobby"`) {
 		t.Fatalf("err = %v, want unknown service", err)
+	}
+}
+
+// TestValidateIsSafeForConcurrentUse: the acceptance suite's clients call
+// Validate from many goroutines (run with -race).
+func TestValidateIsSafeForConcurrentUse(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			req := httptest.NewRequest("GET", "http://127.0.0.1:8080/api/v1/internal/users/u-1", nil)
+			errs <- openapi.Validate("userservice", req, 200, header("Content-Type", jsonCT), []byte(goodUser))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// BenchmarkValidate measures one check of a user answer, the cost the
+// acceptance suite's clients add to each request.
+func BenchmarkValidate(b *testing.B) {
+	req := httptest.NewRequest("GET", "http://127.0.0.1:8080/api/v1/internal/users/u-1", nil)
+	h := header("Content-Type", jsonCT)
+	for b.Loop() {
+		if err := openapi.Validate("userservice", req, 200, h, []byte(goodUser)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
