@@ -12,6 +12,13 @@ export CGO_ENABLED ?= 0
 
 PROFILE ?= default
 LABELS ?=
+# What the acceptance suite tests: hermetic (everything it starts itself) or
+# deployed (the deployment of ginkgo.yml's target section and GALAXY_TARGET_*,
+# by default the compose stack of `make up`).
+TARGET ?= hermetic
+# The compose stack's env file: a deployed run reads the GALAXY_TARGET_*
+# secrets in it that the environment does not set.
+STACK_ENV ?= .env
 REPORTS ?= reports
 BIN ?= bin
 # A count, not a duration: with a duration Go 1.26's fuzz coordinator can
@@ -98,10 +105,13 @@ fuzz: ## a short run of every fuzz target (FUZZTIME inputs each)
 	  done; \
 	done
 
-acceptance: images ## the acceptance suite (PROFILE=default|ci|smoke, LABELS='expr'); junit.xml and report.json in reports/
+acceptance: images ## the acceptance suite (PROFILE=default|ci|smoke, LABELS='expr', TARGET=hermetic|deployed); junit.xml and report.json in reports/
 	@mkdir -p $(REPORTS)
 	flags=$$($(GO) run ./harness/cmd/suiteflags -profile $(PROFILE) -label-filter '$(LABELS)' -output-dir $(REPORTS)) && \
-	  $(GO) tool ginkgo $$flags -r acceptance
+	  if [ '$(TARGET)' = deployed ] && [ -f '$(STACK_ENV)' ]; then \
+	    while IFS='=' read -r k v; do [ -n "$${!k+x}" ] || export "$$k=$$v"; done < <(grep -E '^GALAXY_TARGET_[A-Z0-9_]+=' '$(STACK_ENV)'); \
+	  fi && \
+	  GALAXY_TARGET_MODE='$(TARGET)' $(GO) tool ginkgo $$flags -r acceptance
 
 repeat: images ## `make acceptance` N times in a row (N=20, PROFILE, LABELS); stops at the first failing run
 	@mkdir -p $(REPORTS)/repeat; t0=$$(date +%s); \
@@ -132,8 +142,14 @@ soak: images ## ten minutes at about half capacity (SOAK_RATE=50 jobs/s); memory
 soak-retention: images ## five minutes with a 30 s retention: Redis, streams and tables must level off; reports/retention-soak.csv
 	$(GO) run ./loadtest/cmd/retentionsoak -rate 20 -duration 5m -retention 30s -out $(REPORTS)
 
-test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile)
-	$(MAKE) acceptance PROFILE=ci
+# The suite runs twice: hermetic, then against the compose stack, which is
+# removed whatever the runs' outcome; both reports count (.ci/run).
+test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile) hermetic and against the compose stack
+	status=0; \
+	$(MAKE) acceptance PROFILE=ci || status=$$?; \
+	$(MAKE) up && { $(MAKE) acceptance PROFILE=ci TARGET=deployed REPORTS=$(REPORTS)/deployed || status=$$?; } || status=$$?; \
+	$(MAKE) down || status=$$?; \
+	exit $$status
 
 clean: ## remove build output, reports and test containers
 	rm -rf $(BIN) $(REPORTS)
