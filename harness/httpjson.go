@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"galaxy/harness/openapi"
 )
 
 // DefaultRequestTimeout bounds one API request whose Request.Timeout is zero.
@@ -42,6 +44,13 @@ type Request struct {
 	// Timeout bounds the request, answer body included; zero means
 	// DefaultRequestTimeout.
 	Timeout time.Duration
+	// Service, when set, names the internal API that answers
+	// ("userservice", "mail", "notification", "rtmanager"): Do checks the
+	// answer against that service's OpenAPI document (harness/openapi) and
+	// returns, with the answer, an error naming what does not match. A
+	// path the document does not declare is not checked. The harness's
+	// clients set it, so every answer a spec gets through them is checked.
+	Service string
 }
 
 // Response is an answer as received, whatever its status.
@@ -146,7 +155,13 @@ func Do(ctx context.Context, r Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %d, reading the body: %w", method, r.URL, resp.StatusCode, err)
 	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
+	got := Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	if r.Service != "" {
+		if err := openapi.Validate(r.Service, req, resp.StatusCode, resp.Header, raw); err != nil && !errors.Is(err, openapi.ErrNoRoute) {
+			return got, err
+		}
+	}
+	return got, nil
 }
 
 func requestBody(r Request) ([]byte, error) {
@@ -230,7 +245,7 @@ func joinURL(base, path string) string {
 
 // listPage GETs one page of a cursor-paged list of the internal APIs,
 // {"items":[…],"next_cursor":"…"}, at baseURL+path with query.
-func listPage[T any](ctx context.Context, baseURL, token, path string, query url.Values) ([]T, string, error) {
+func listPage[T any](ctx context.Context, service, baseURL, token, path string, query url.Values) ([]T, string, error) {
 	var page struct {
 		Items      []T    `json:"items"`
 		NextCursor string `json:"next_cursor"`
@@ -238,7 +253,7 @@ func listPage[T any](ctx context.Context, baseURL, token, path string, query url
 	if enc := query.Encode(); enc != "" {
 		path += "?" + enc
 	}
-	_, err := DoJSON(ctx, Request{URL: joinURL(baseURL, path), Token: token}, &page)
+	_, err := DoJSON(ctx, Request{URL: joinURL(baseURL, path), Token: token, Service: service}, &page)
 	return page.Items, page.NextCursor, err
 }
 

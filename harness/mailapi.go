@@ -137,18 +137,18 @@ const maxDeliveryPage = 500
 // token and returns the answer whatever its status, for specs about a 400,
 // a header or the exact body.
 func (c *MailClient) Do(ctx context.Context, method, path string, body any) (Response, error) {
-	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body})
+	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "mail", Body: body})
 }
 
 func (c *MailClient) doJSON(ctx context.Context, method, path string, body, out any, want ...int) (Response, error) {
-	return DoJSON(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body}, out, want...)
+	return DoJSON(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "mail", Body: body}, out, want...)
 }
 
 // ListDeliveries returns one page of the deliveries matching query (raw
 // query parameters, sent as they are), newest first, and the cursor of the
 // next page ("" on the last one).
 func (c *MailClient) ListDeliveries(ctx context.Context, query url.Values) ([]Delivery, string, error) {
-	return listPage[Delivery](ctx, c.BaseURL, c.Token, "/api/v1/internal/deliveries", query)
+	return listPage[Delivery](ctx, "mail", c.BaseURL, c.Token, "/api/v1/internal/deliveries", query)
 }
 
 // Deliveries returns one page of the deliveries matching q, newest first,

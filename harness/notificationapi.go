@@ -94,13 +94,13 @@ const maxNotificationPage = 500
 // Do sends one request to the API (path from /api/…) with the client's
 // token and returns the answer whatever its status.
 func (c *NotificationClient) Do(ctx context.Context, method, path string, body any) (Response, error) {
-	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body})
+	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "notification", Body: body})
 }
 
 // Notifications returns one page of the notifications matching q, newest
 // first, and the cursor of the next page ("" on the last one).
 func (c *NotificationClient) Notifications(ctx context.Context, q NotificationQuery) ([]Notification, string, error) {
-	return listPage[Notification](ctx, c.BaseURL, c.Token, "/api/v1/internal/notifications", q.Values())
+	return listPage[Notification](ctx, "notification", c.BaseURL, c.Token, "/api/v1/internal/notifications", q.Values())
 }
 
 // AllNotifications returns every notification matching q, following
@@ -123,7 +123,7 @@ func (c *NotificationClient) Notification(ctx context.Context, intentEntryID str
 	var n Notification
 	_, err := DoJSON(ctx, Request{
 		URL:   joinURL(c.BaseURL, "/api/v1/internal/notifications/"+url.PathEscape(intentEntryID)),
-		Token: c.Token,
+		Token: c.Token, Service: "notification",
 	}, &n)
 	return n, err
 }

@@ -54,13 +54,13 @@ const maxRuntimePage = 1000
 // Do sends one request to the API (path from /api/…) with the client's
 // token and returns the answer whatever its status.
 func (c *RuntimeClient) Do(ctx context.Context, method, path string, body any) (Response, error) {
-	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body})
+	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "rtmanager", Body: body})
 }
 
 // Runtimes returns one page of the runtimes matching q, ordered by game ID,
 // and the cursor of the next page ("" on the last one).
 func (c *RuntimeClient) Runtimes(ctx context.Context, q RuntimeQuery) ([]Runtime, string, error) {
-	return listPage[Runtime](ctx, c.BaseURL, c.Token, "/api/v1/internal/runtimes", q.Values())
+	return listPage[Runtime](ctx, "rtmanager", c.BaseURL, c.Token, "/api/v1/internal/runtimes", q.Values())
 }
 
 // AllRuntimes returns every runtime matching q, following next_cursor from
@@ -81,7 +81,7 @@ func (c *RuntimeClient) Runtime(ctx context.Context, gameID string) (Runtime, er
 	var rt Runtime
 	_, err := DoJSON(ctx, Request{
 		URL:   joinURL(c.BaseURL, "/api/v1/internal/runtimes/"+url.PathEscape(gameID)),
-		Token: c.Token,
+		Token: c.Token, Service: "rtmanager",
 	}, &rt)
 	return rt, err
 }

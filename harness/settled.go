@@ -122,7 +122,7 @@ func (p *Pipeline) Observe(ctx context.Context) (Observation, error) {
 		}
 	}
 	readService := func(name, base, token, path string, out any) bool {
-		if _, err := DoJSON(ctx, Request{URL: joinURL(base, path), Token: token}, out); err != nil {
+		if _, err := DoJSON(ctx, Request{URL: joinURL(base, path), Token: token, Service: name}, out); err != nil {
 			errs = append(errs, fmt.Errorf("%s in-flight: %w", name, err))
 			return false
 		}

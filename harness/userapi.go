@@ -54,11 +54,11 @@ type UserClient struct {
 // Do sends one request to the API (path from /api/…) with the client's
 // token and returns the answer whatever its status.
 func (c *UserClient) Do(ctx context.Context, method, path string, body any) (Response, error) {
-	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body})
+	return Do(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "userservice", Body: body})
 }
 
 func (c *UserClient) doJSON(ctx context.Context, method, path string, body, out any, want ...int) error {
-	_, err := DoJSON(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Body: body}, out, want...)
+	_, err := DoJSON(ctx, Request{Method: method, URL: joinURL(c.BaseURL, path), Token: c.Token, Service: "userservice", Body: body}, out, want...)
 	return err
 }
 

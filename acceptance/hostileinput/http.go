@@ -24,11 +24,12 @@ const (
 )
 
 // postRaw sends body as it is (it is not valid JSON on purpose, or not
-// what the contract allows), with the API's token, and returns the answer,
-// whatever its status.
-func postRaw(ctx context.Context, url, token string, body []byte) harness.Response {
+// what the contract allows) to service's API at url, with its token, and
+// returns the answer, whatever its status, once it matched the service's
+// OpenAPI document.
+func postRaw(ctx context.Context, service, url, token string, body []byte) harness.Response {
 	GinkgoHelper()
-	resp, err := harness.Do(ctx, harness.Request{Method: http.MethodPost, URL: url, Token: token, RawBody: body})
+	resp, err := harness.Do(ctx, harness.Request{Method: http.MethodPost, URL: url, Token: token, RawBody: body, Service: service})
 	Expect(err).NotTo(HaveOccurred())
 	return resp
 }
@@ -130,7 +131,7 @@ var _ = describe("the Mail API", Label(speclabel.Mail), func() {
 	DescribeTable("answers a malformed delivery with 400 naming the field, then accepts a valid one",
 		behaviors.Proves("mail.api.create-invalid", "mail.api.create-accepted", "mail.stub.kept-and-sent"),
 		func(ctx SpecContext, spoil func(map[string]any) []byte, field string) {
-			expect400(postRaw(ctx, pipeline.MailURL+deliveriesPath, pipeline.Tokens.Mail, spoil(asMap(validDelivery()))), field)
+			expect400(postRaw(ctx, "mail", pipeline.MailURL+deliveriesPath, pipeline.Tokens.Mail, spoil(asMap(validDelivery()))), field)
 			expectAccepted(ctx)
 		},
 		Entry("an unknown field", func(d map[string]any) []byte { d["colour"] = "red"; return encode(d) }, "colour"),
@@ -153,7 +154,7 @@ var _ = describe("the User Service API", func() {
 	DescribeTable("answers a malformed user with 400 naming the field, then creates a valid one",
 		behaviors.Proves("user.create.invalid", "user.create.stored"),
 		func(ctx SpecContext, spoil func(map[string]any) []byte, field string) {
-			expect400(postRaw(ctx, pipeline.UserURL+usersPath, pipeline.Tokens.User, spoil(asMap(validUser()))), field)
+			expect400(postRaw(ctx, "userservice", pipeline.UserURL+usersPath, pipeline.Tokens.User, spoil(asMap(validUser()))), field)
 			expectCreated(ctx)
 		},
 		Entry("CR/LF in the e-mail", func(u map[string]any) []byte { u["email"] = "a@example.com\r\nBcc: b@example.com"; return encode(u) }, "email"),
@@ -171,7 +172,7 @@ var _ = describe("the User Service API", func() {
 		"user.create.invalid",
 	), func(ctx SpecContext) {
 		for i := range 50 {
-			resp := postRaw(ctx, pipeline.UserURL+usersPath, pipeline.Tokens.User, []byte(fmt.Sprintf("\x00garbage %d \xff", i)))
+			resp := postRaw(ctx, "userservice", pipeline.UserURL+usersPath, pipeline.Tokens.User, []byte(fmt.Sprintf("\x00garbage %d \xff", i)))
 			Expect(resp.Status).To(Equal(http.StatusBadRequest), "%s", resp.Body)
 		}
 		expectCreated(ctx)

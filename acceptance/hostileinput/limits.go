@@ -218,7 +218,7 @@ var _ = describe("values at the limits", func() {
 	), func(ctx SpecContext) {
 		u := asMap(validUser())
 		u["locale"] = "en-GB-x-aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee-ffffffff-abc"
-		expect400(postRaw(ctx, pipeline.UserURL+usersPath, pipeline.Tokens.User, encode(u)), "locale")
+		expect400(postRaw(ctx, "userservice", pipeline.UserURL+usersPath, pipeline.Tokens.User, encode(u)), "locale")
 		expectCreated(ctx)
 	})
 

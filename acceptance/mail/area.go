@@ -198,7 +198,7 @@ func (s *service) clearChaos(ctx context.Context) {
 // inFlight is Mail's answer on its in-flight endpoint.
 func (s *service) inFlight(ctx context.Context, g Gomega) harness.MailInFlight {
 	var got harness.MailInFlight
-	_, err := harness.DoJSON(ctx, harness.Request{Method: http.MethodGet, URL: s.MailURL + harness.MailInFlightPath}, &got)
+	_, err := harness.DoJSON(ctx, harness.Request{Method: http.MethodGet, URL: s.MailURL + harness.MailInFlightPath, Service: "mail"}, &got)
 	g.Expect(err).NotTo(HaveOccurred())
 	return got
 }

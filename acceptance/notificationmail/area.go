@@ -240,7 +240,7 @@ func (s *services) mailCommand(ctx context.Context, g Gomega, key string) (strin
 // endpoint.
 func notificationInFlight(ctx context.Context, g Gomega, p *harness.Pipeline) harness.NotificationInFlight {
 	var got harness.NotificationInFlight
-	_, err := harness.DoJSON(ctx, harness.Request{URL: p.NotificationURL + harness.NotificationInFlightPath, Token: p.Tokens.Notification}, &got)
+	_, err := harness.DoJSON(ctx, harness.Request{URL: p.NotificationURL + harness.NotificationInFlightPath, Token: p.Tokens.Notification, Service: "notification"}, &got)
 	g.Expect(err).NotTo(HaveOccurred())
 	return got
 }

@@ -126,7 +126,7 @@ var _ = describe("the User Service API", func() {
 		for _, target := range []string{id, nobody} {
 			for body, field := range map[string]string{`{}`: "", `{"user_id":"other"}`: "user_id", `{"created_at_ms":1}`: "created_at_ms"} {
 				resp, err := harness.Do(ctx, harness.Request{Method: http.MethodPatch,
-					URL: svc.UserURL + "/api/v1/internal/users/" + target, Token: svc.Tokens.User, RawBody: []byte(body)})
+					URL: svc.UserURL + "/api/v1/internal/users/" + target, Token: svc.Tokens.User, RawBody: []byte(body), Service: "userservice"})
 				Expect(err).NotTo(HaveOccurred())
 				Expect(resp.Status).To(Equal(http.StatusBadRequest), "%s %s: %s", target, body, resp.Body)
 				Expect(string(resp.Body)).To(ContainSubstring(`"invalid_request"`))
