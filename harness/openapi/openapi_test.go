@@ -245,3 +245,27 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// A valid answer is remembered, but only as it was: the same answer with
+// another body or without a header the document requires is checked again,
+// and fails.
+func TestRememberedAnswersAreCheckedAgainWhenAnythingDiffers(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://127.0.0.1:8080/api/v1/internal/users/u-2", nil)
+	for range 2 {
+		if err := openapi.Validate("userservice", req, 200, header("Content-Type", jsonCT), []byte(goodUser)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := openapi.Validate("userservice", req, 200, header("Content-Type", jsonCT), []byte(`{"user_id":"u-2"}`)); err == nil {
+		t.Error("a user without its fields passed after a valid answer of the same route")
+	}
+	unauthorized := []byte(`{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`)
+	with := header("Content-Type", jsonCT)
+	with.Set("WWW-Authenticate", "Bearer")
+	if err := openapi.Validate("userservice", req, 401, with, unauthorized); err != nil {
+		t.Fatal(err)
+	}
+	if err := openapi.Validate("userservice", req, 401, header("Content-Type", jsonCT), unauthorized); err == nil {
+		t.Error("a 401 without WWW-Authenticate passed after the same 401 with it")
+	}
+}
