@@ -45,10 +45,26 @@ func TestInFlightCountsUnfinishedDeliveries(t *testing.T) {
 		return last.InFlight == 2 && last.Retrying >= 1
 	})
 	t.Logf("in flight while SMTP is down: %+v", last)
+	// /metrics says the same, and how long the oldest mail has waited.
+	scraped, err := harness.ScrapeMetrics(t.Context(), s.mail.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unfinished := 0.0
+	for _, v := range scraped.Matching("mail_unfinished_deliveries", nil) {
+		unfinished += v
+	}
+	if unfinished != 2 {
+		t.Fatalf("mail_unfinished_deliveries sum to %v while 2 deliveries wait, want 2", unfinished)
+	}
+	age := scraped.Matching("mail_oldest_waiting_delivery_age_seconds", nil)
+	if v := age.Value("mail_oldest_waiting_delivery_age_seconds"); len(age) != 1 || v <= 0 {
+		t.Fatalf("mail_oldest_waiting_delivery_age_seconds = %v while deliveries retry, want one value above 0", age)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	err := p.Settled(ctx)
+	err = p.Settled(ctx)
 	var se *harness.SettledError
 	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Settled while deliveries retry = %v, want a *SettledError for the deadline", err)
@@ -68,6 +84,17 @@ func TestInFlightCountsUnfinishedDeliveries(t *testing.T) {
 	}
 	if f := s.inFlight(); f != (harness.MailInFlight{}) {
 		t.Fatalf("in flight after Settled: %+v", f)
+	}
+	scraped, err = harness.ScrapeMetrics(t.Context(), s.mail.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"mail_unfinished_deliveries", "mail_oldest_waiting_delivery_age_seconds"} {
+		for _, v := range scraped.Matching(name, nil) {
+			if v != 0 {
+				t.Fatalf("%s = %v after Settled, want 0", name, v)
+			}
+		}
 	}
 	for _, key := range []string{"inflight-1", "inflight-2"} {
 		items := s.list(harness.DeliveryQuery{IdempotencyKey: key})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,6 +14,10 @@ type InFlight struct {
 	Queued   int64
 	Sending  int64
 	Retrying int64
+	// OldestWaiting is when the oldest queued or retrying delivery was
+	// created — how long the oldest mail has waited to be sent; zero when
+	// none waits.
+	OldestWaiting time.Time
 }
 
 // Total is the number of unfinished deliveries.
@@ -23,7 +28,7 @@ func (f InFlight) Total() int64 { return f.Queued + f.Sending + f.Retrying }
 // way the count reads only unfinished deliveries, however many were sent
 // before, so it stays cheap enough to poll.
 const inFlightSQL = `
-SELECT status, count(*) FROM mail_deliveries
+SELECT status, count(*), min(created_at) FROM mail_deliveries
 WHERE status IN ('queued', 'retrying', 'sending')
 GROUP BY status`
 
@@ -41,7 +46,8 @@ func (s *Store) InFlight(ctx context.Context) (InFlight, error) {
 	for rows.Next() {
 		var status string
 		var n int64
-		if err := rows.Scan(&status, &n); err != nil {
+		var oldest time.Time
+		if err := rows.Scan(&status, &n, &oldest); err != nil {
 			return f, fmt.Errorf("count unfinished deliveries: %w", err)
 		}
 		switch status {
@@ -51,6 +57,9 @@ func (s *Store) InFlight(ctx context.Context) (InFlight, error) {
 			f.Sending = n
 		case StatusRetrying:
 			f.Retrying = n
+		}
+		if status != StatusSending && (f.OldestWaiting.IsZero() || oldest.Before(f.OldestWaiting)) {
+			f.OldestWaiting = oldest
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"galaxy/mail/api"
+	"galaxy/mail/backlog"
 	"galaxy/mail/delivery"
 	"galaxy/mail/intake"
 	"galaxy/mail/migrations"
@@ -87,6 +88,7 @@ func main() {
 	streams.RegisterBacklog(reg, rdb, logger, streams.Group{Stream: cfg.CommandsStream, Group: intake.Group})
 
 	st := store.New(pool)
+	backlog.Register(reg, st, logger)
 	batch, concurrency := 256, 1
 	if cfg.SMTPMode == modeSMTP {
 		batch, concurrency = cfg.SMTPConcurrency, cfg.SMTPConcurrency
