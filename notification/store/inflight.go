@@ -17,6 +17,9 @@ type InFlight struct {
 	FirstAttempt int64
 	// Retry counts routes whose hand-off failed and waits for its backoff.
 	Retry int64
+	// OldestWaitingMS is when the oldest pending notification was recorded
+	// (Unix milliseconds): how long its routes have waited; 0 when none.
+	OldestWaitingMS int64
 }
 
 // Routes is the number of waiting routes.
@@ -29,7 +32,8 @@ func (f InFlight) Routes() int64 { return f.FirstAttempt + f.Retry }
 const inFlightSQL = `
 SELECT count(DISTINCT n.intent_id),
 	count(*) FILTER (WHERE r.attempts = 0),
-	count(*) FILTER (WHERE r.attempts > 0)
+	count(*) FILTER (WHERE r.attempts > 0),
+	coalesce(min(n.created_at_ms), 0)
 FROM notifications n JOIN routes r ON r.intent_id = n.intent_id
 WHERE n.status = 'pending' AND r.status = 'pending'`
 
@@ -42,7 +46,7 @@ func (s *Store) InFlight(ctx context.Context) (InFlight, error) {
 	}
 	f, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (InFlight, error) {
 		var f InFlight
-		err := row.Scan(&f.Notifications, &f.FirstAttempt, &f.Retry)
+		err := row.Scan(&f.Notifications, &f.FirstAttempt, &f.Retry, &f.OldestWaitingMS)
 		return f, err
 	})
 	if err != nil {

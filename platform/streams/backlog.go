@@ -4,21 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"galaxy/platform/gauges"
 )
 
 // Group names a consumer group a service reads: the stream and the group.
 type Group struct {
 	Stream, Group string
 }
-
-// backlogTimeout bounds the Redis reads of one scrape, so a Redis that hangs
-// cannot hang /metrics.
-const backlogTimeout = time.Second
 
 var (
 	pendingDesc = prometheus.NewDesc("stream_group_pending_entries",
@@ -30,47 +26,33 @@ var (
 	deadDesc = prometheus.NewDesc("stream_dead_letter_entries",
 		"Entries in the stream's dead-letter stream <stream>:dead (XLEN).",
 		[]string{"stream"}, nil)
-	readErrorsDesc = prometheus.NewDesc("stream_backlog_read_errors_total",
-		"Reads of a stream's consumer groups or dead letters from Redis that failed while /metrics was scraped.",
-		nil, nil)
 )
 
-// backlog is a prometheus.Collector of the consumer groups a service reads,
-// computed when /metrics is scraped: one XINFO GROUPS and one XLEN per
-// stream, O(number of groups), so a scrape costs the same however long the
-// streams are.
+// backlog reads the consumer groups a service reads at scrape time: one
+// XINFO GROUPS and one XLEN per stream, O(number of groups), so a scrape
+// costs the same however long the streams are.
 type backlog struct {
 	client *redis.Client
 	groups []Group
-	logger *slog.Logger
-	// readErrors is reported by Collect itself, after its reads, so a
-	// scrape counts its own failures.
-	readErrors atomic.Uint64
 }
 
 // RegisterBacklog registers, with reg, gauges of each group's pending
 // entries and lag and of each stream's dead-letter length, read from Redis
-// at scrape time. A read that fails leaves that stream's gauges out of the
-// scrape, counts stream_backlog_read_errors_total and is logged: the rest of
-// /metrics is still served.
+// at scrape time (platform/gauges). A read that fails leaves that stream's
+// gauges out of the scrape, counts stream_backlog_read_errors_total and is
+// logged: the rest of /metrics is still served.
 func RegisterBacklog(reg prometheus.Registerer, client *redis.Client, logger *slog.Logger, groups ...Group) {
-	reg.MustRegister(&backlog{client: client, groups: groups, logger: logger})
+	b := &backlog{client: client, groups: groups}
+	gauges.Register(reg, logger, "stream_backlog_read_errors_total",
+		"Reads of a stream's consumer groups or dead letters from Redis that failed while /metrics was scraped.",
+		b.read, pendingDesc, lagDesc, deadDesc)
 }
 
-func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
-	ch <- pendingDesc
-	ch <- lagDesc
-	ch <- deadDesc
-	ch <- readErrorsDesc
-}
-
-func (b *backlog) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
-	defer cancel()
+func (b *backlog) read(ctx context.Context, ch chan<- prometheus.Metric, failed func(string, error)) {
 	dead := map[string]bool{}
 	for _, g := range b.groups {
 		if err := b.collectGroup(ctx, ch, g); err != nil {
-			b.failed(g.Stream, err)
+			failed(g.Stream, err)
 		}
 		if dead[g.Stream] {
 			continue
@@ -78,12 +60,11 @@ func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 		dead[g.Stream] = true
 		n, err := b.client.XLen(ctx, g.Stream+DeadLetterSuffix).Result()
 		if err != nil {
-			b.failed(g.Stream+DeadLetterSuffix, err)
+			failed(g.Stream+DeadLetterSuffix, err)
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(n), g.Stream)
 	}
-	ch <- prometheus.MustNewConstMetric(readErrorsDesc, prometheus.CounterValue, float64(b.readErrors.Load()))
 }
 
 // collectGroup reports g's pending entries and lag. A stream or group that
@@ -117,9 +98,4 @@ func (b *backlog) collectGroup(ctx context.Context, ch chan<- prometheus.Metric,
 	}
 	ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), g.Stream, g.Group)
 	return nil
-}
-
-func (b *backlog) failed(stream string, err error) {
-	b.readErrors.Add(1)
-	b.logger.Warn("metrics: reading the stream backlog failed", "stream", stream, "err", err)
 }

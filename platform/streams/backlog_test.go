@@ -5,13 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"galaxy/platform/gauges"
 	"galaxy/platform/streams"
 )
 
@@ -90,31 +89,12 @@ func TestBacklogOfAnUnreachableRedisIsCountedNotFatal(t *testing.T) {
 	}
 }
 
-// gather returns every series of reg as name{label="value",...} → value.
+// gather returns every series of reg (gauges.Values).
 func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := gauges.Values(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
-			}
-			slices.Sort(labels)
-			name := mf.GetName()
-			if len(labels) > 0 {
-				name += "{" + strings.Join(labels, ",") + "}"
-			}
-			v := m.GetGauge().GetValue()
-			if m.Counter != nil {
-				v = m.GetCounter().GetValue()
-			}
-			out[name] = v
-		}
-	}
-	return out
+	return v
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"galaxy/notification/api"
+	"galaxy/notification/backlog"
 	"galaxy/notification/dispatch"
 	"galaxy/notification/intake"
 	"galaxy/notification/migrations"
@@ -75,6 +76,7 @@ func main() {
 
 	userClient := users.New(cfg.UserServiceBaseURL, cfg.UserServiceTimeout.D()).WithToken(cfg.UserServiceToken)
 	st := store.New(pool)
+	backlog.Register(reg, st, logger)
 	dispatcher := &dispatch.Dispatcher{
 		Redis:       rdb,
 		Users:       userClient,
