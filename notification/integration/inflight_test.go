@@ -47,13 +47,24 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 		last = s.inFlight(t)
 		return last.PendingNotifications == 1 && last.AwaitingRetry == 2, fmt.Sprintf("%+v", last)
 	}, s.proc)
+	// /metrics says the same, and how long the notification has waited.
+	scraped, err := harness.ScrapeMetrics(t.Context(), s.api.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scraped.Value(`notification_waiting_routes{wait="retry"}`); got != 2 {
+		t.Fatalf(`notification_waiting_routes{wait="retry"} = %v while both routes retry, want 2`, got)
+	}
+	if got := scraped.Value("notification_oldest_waiting_age_seconds"); got <= 0 {
+		t.Fatalf("notification_oldest_waiting_age_seconds = %v while routes wait, want above 0", got)
+	}
 
 	// The mail stream is left out: no Mail reads it here, and it is not a
 	// stream right now.
 	p := &harness.Pipeline{Redis: rdb, Streams: harness.PipelineStreams{Intents: s.intentsStream}, NotificationURL: s.api.BaseURL}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	err := p.Settled(ctx)
+	err = p.Settled(ctx)
 	var se *harness.SettledError
 	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Settled while routes wait = %v, want a *SettledError for the deadline", err)
@@ -73,6 +84,14 @@ func TestInFlightCountsWaitingRoutes(t *testing.T) {
 	}
 	if f := s.inFlight(t); f != (harness.NotificationInFlight{}) {
 		t.Fatalf("in flight after Settled: %+v", f)
+	}
+	if scraped, err = harness.ScrapeMetrics(t.Context(), s.api.BaseURL); err != nil {
+		t.Fatal(err)
+	}
+	for _, series := range []string{`notification_waiting_routes{wait="retry"}`, `notification_waiting_routes{wait="first_attempt"}`, "notification_oldest_waiting_age_seconds"} {
+		if got := scraped.Value(series); got != 0 {
+			t.Fatalf("%s = %v after Settled, want 0", series, got)
+		}
 	}
 	if n, ok := s.notification(t, id); !ok || n.Status != "routed" {
 		t.Fatalf("notification after Settled: %+v", n)
