@@ -23,6 +23,7 @@ import (
 	"galaxy/platform/streams"
 	"galaxy/platform/telemetry"
 	"galaxy/rtmanager/api"
+	"galaxy/rtmanager/backlog"
 	"galaxy/rtmanager/docker"
 	"galaxy/rtmanager/lease"
 	"galaxy/rtmanager/lobby"
@@ -117,6 +118,7 @@ func main() {
 	srv.AddCheck("docker_network", engine.CheckNetwork)
 	api.Register(srv, st)
 	api.RegisterInFlight(srv, st, run)
+	backlog.Register(reg, run, st, logger)
 	if err := srv.Listen(); err != nil {
 		lifecycle.Exit(logger, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err))
 	}
