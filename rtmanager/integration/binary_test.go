@@ -147,6 +147,33 @@ func TestBinaryBoundary(t *testing.T) {
 	if m, err := harness.ScrapeMetrics(ctx, r.api.BaseURL); err != nil || m.Value(`rtmanager_jobs_total{error_code="image_pull_failed",kind="start",outcome="failed"}`) != 1 {
 		t.Errorf("GET /metrics: %v, no failed start counted", err)
 	}
+	// Once the job is done, the scrape-time gauges say nothing is under
+	// way: no job running, nothing unpublished, the start job acknowledged
+	// and nothing dead-lettered — and they are there to say it.
+	start := r.streams.StartJobs
+	gauges := []string{
+		"rtmanager_jobs_running", "rtmanager_outbox_unpublished_entries",
+		`stream_group_pending_entries{group="rtmanager",stream="` + start + `"}`,
+		`stream_group_lag_entries{group="rtmanager",stream="` + start + `"}`,
+		`stream_dead_letter_entries{stream="` + start + `"}`,
+	}
+	var last harness.Metrics
+	eventually(t, 10*time.Second, "the backlog gauges at zero", func() bool {
+		m, err := harness.ScrapeMetrics(ctx, r.api.BaseURL)
+		if err != nil {
+			return false
+		}
+		last = m
+		for _, series := range gauges {
+			if v, ok := m[series]; !ok || v != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if last.Value("rtmanager_backlog_read_errors_total") != 0 || last.Value("stream_backlog_read_errors_total") != 0 {
+		t.Errorf("backlog reads failed: %v", last)
+	}
 	if _, err := r.api.Runtime(ctx, "no-such-game"); !isAPIError(err, http.StatusNotFound, "not_found") {
 		t.Errorf("GET unknown runtime: %v", err)
 	}
