@@ -92,7 +92,7 @@ var ContractStreams = PipelineStreams{
 	MailCommands: "mail:delivery_commands",
 }
 
-// ConsumerGroups are the contract's consumer groups, by the stream the
+// consumerGroups are the contract's consumer groups, by the stream the
 // service reads: what a deployed pipeline waits for.
 var consumerGroups = []string{"rtmanager", "notification", "mail"}
 

@@ -137,9 +137,6 @@ func decode[T any](t *testing.T, body []byte) T {
 // successes, its 400, 404 and 409 answers, and 401 without the token — and
 // checks every answer against the documents.
 func TestServicesAnswerAsDocumented(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Redis, PostgreSQL and the four services")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	infra := harness.StartInfraWith(ctx, t, harness.InfraOptions{})

@@ -21,17 +21,11 @@ type fixedCounter struct {
 
 func (c fixedCounter) InFlight(context.Context) (store.InFlight, error) { return c.f, c.err }
 
-// registered is a registry with the gauges of counter, aged by now.
-func registered(counter Counter, now func() time.Time) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	gauges.Register(reg, slog.New(slog.NewTextHandler(io.Discard, nil)), "mail_backlog_read_errors_total", "test",
-		read(counter, now), deliveriesDesc, oldestDesc)
-	return reg
-}
-
-// gathered returns reg's series (gauges.Values).
-func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+// values are the series counter's gauges report, aged by now.
+func values(t *testing.T, counter Counter, now func() time.Time) map[string]float64 {
 	t.Helper()
+	reg := prometheus.NewRegistry()
+	gauges.Register(reg, slog.New(slog.NewTextHandler(io.Discard, nil)), "mail_backlog_read_errors_total", "test", read(counter, now), deliveriesDesc, oldestDesc)
 	v, err := gauges.Values(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +35,7 @@ func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 
 func TestGaugesAreTheStoreCountsAndTheOldestWaitingAge(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	reg := registered(fixedCounter{f: store.InFlight{Queued: 2, Sending: 1, Retrying: 3, OldestWaiting: now.Add(-90 * time.Second)}},
-		func() time.Time { return now })
-	got := gathered(t, reg)
+	got := values(t, fixedCounter{f: store.InFlight{Queued: 2, Sending: 1, Retrying: 3, OldestWaiting: now.Add(-90 * time.Second)}}, func() time.Time { return now })
 	want := map[string]float64{
 		`mail_unfinished_deliveries{status="queued"}`:   2,
 		`mail_unfinished_deliveries{status="sending"}`:  1,
@@ -62,13 +54,11 @@ func TestGaugesAreTheStoreCountsAndTheOldestWaitingAge(t *testing.T) {
 }
 
 func TestNothingWaitingIsAgeZeroAndAFailedReadIsCounted(t *testing.T) {
-	reg := registered(fixedCounter{}, time.Now)
-	if got := gathered(t, reg)["mail_oldest_waiting_delivery_age_seconds"]; got != 0 {
+	if got := values(t, fixedCounter{}, time.Now)["mail_oldest_waiting_delivery_age_seconds"]; got != 0 {
 		t.Errorf("age with nothing waiting = %v, want 0", got)
 	}
 
-	reg = registered(fixedCounter{err: errors.New("connection refused")}, time.Now)
-	got := gathered(t, reg)
+	got := values(t, fixedCounter{err: errors.New("connection refused")}, time.Now)
 	if len(got) != 1 || got["mail_backlog_read_errors_total"] != 1 {
 		t.Errorf("gathered after a failed read %v, want only mail_backlog_read_errors_total 1", got)
 	}

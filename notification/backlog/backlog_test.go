@@ -22,16 +22,11 @@ type fixedCounter struct {
 
 func (c fixedCounter) InFlight(context.Context) (store.InFlight, error) { return c.f, c.err }
 
-func registered(counter Counter, now func() time.Time) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	gauges.Register(reg, slog.New(slog.NewTextHandler(io.Discard, nil)), "notification_backlog_read_errors_total", "test",
-		read(counter, now), routesDesc, oldestDesc)
-	return reg
-}
-
-// gathered returns reg's series (gauges.Values).
-func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+// values are the series counter's gauges report, aged by now.
+func values(t *testing.T, counter Counter, now func() time.Time) map[string]float64 {
 	t.Helper()
+	reg := prometheus.NewRegistry()
+	gauges.Register(reg, slog.New(slog.NewTextHandler(io.Discard, nil)), "notification_backlog_read_errors_total", "test", read(counter, now), routesDesc, oldestDesc)
 	v, err := gauges.Values(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -41,24 +36,23 @@ func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 
 func TestGaugesAreTheWaitingRoutesAndTheOldestAge(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	reg := registered(fixedCounter{f: store.InFlight{Notifications: 2, FirstAttempt: 1, Retry: 4, OldestWaitingMS: now.Add(-75 * time.Second).UnixMilli()}},
-		func() time.Time { return now })
+	got := values(t, fixedCounter{f: store.InFlight{Notifications: 2, FirstAttempt: 1, Retry: 4, OldestWaitingMS: now.Add(-75 * time.Second).UnixMilli()}}, func() time.Time { return now })
 	want := map[string]float64{
 		`notification_waiting_routes{wait="first_attempt"}`: 1,
 		`notification_waiting_routes{wait="retry"}`:         4,
 		"notification_oldest_waiting_age_seconds":           75,
 		"notification_backlog_read_errors_total":            0,
 	}
-	if got := gathered(t, reg); !maps.Equal(got, want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("gathered %v, want %v", got, want)
 	}
 }
 
 func TestNothingWaitingIsAgeZeroAndAFailedReadIsCounted(t *testing.T) {
-	if got := gathered(t, registered(fixedCounter{}, time.Now))["notification_oldest_waiting_age_seconds"]; got != 0 {
+	if got := values(t, fixedCounter{}, time.Now)["notification_oldest_waiting_age_seconds"]; got != 0 {
 		t.Errorf("age with nothing waiting = %v, want 0", got)
 	}
-	got := gathered(t, registered(fixedCounter{err: errors.New("connection refused")}, time.Now))
+	got := values(t, fixedCounter{err: errors.New("connection refused")}, time.Now)
 	if want := map[string]float64{"notification_backlog_read_errors_total": 1}; !maps.Equal(got, want) {
 		t.Errorf("gathered after a failed read %v, want %v", got, want)
 	}
