@@ -42,7 +42,7 @@ COMPOSE ?= $(if $(shell command -v docker-compose),docker-compose,docker compose
 # go test only builds them.
 GO_PACKAGES = $$($(GO) list ./... | grep -vx 'galaxy/acceptance')
 
-.PHONY: help images service-images build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean up down
+.PHONY: help images service-images compose-plugin build lint vet staticcheck fmt-check tidy-check spec-check behaviors-table unit fuzz acceptance repeat bench-acceptance bench-acceptance-cold mutate load soak soak-retention test clean up down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -56,12 +56,21 @@ service-images: ## build one image per service into the local Docker daemon (SER
 up: ## start the stack of compose.yaml (Redis, PostgreSQL, Mailpit, the four services); builds missing images, creates .env, waits until healthy, prints the URLs
 	COMPOSE='$(COMPOSE)' GO='$(GO)' SERVICE_IMAGE_REPOSITORY='$(SERVICE_IMAGE_REPOSITORY)' SERVICE_IMAGE_TAG='$(SERVICE_IMAGE_TAG)' bash deploy/compose/stack.sh up
 
+# Compose v2's Go module is github.com/docker/compose/v5 (its releases are
+# numbered 5 since the CLI's v2 line ended); tools/compose pins it.
+compose-plugin: ## install Docker Compose v2 as the Docker CLI's plugin (`docker compose`), built from the version tools/compose pins, unless the CLI has one
+	@if docker compose version >/dev/null 2>&1; then echo "compose-plugin: have $$(docker compose version)"; else \
+	  dir="$${DOCKER_CONFIG:-$$HOME/.docker}/cli-plugins"; mkdir -p "$$dir"; \
+	  version=$$(cd tools/compose && $(GO) list -m -f '{{.Version}}' github.com/docker/compose/v5); \
+	  (cd tools/compose && $(GO) build -trimpath -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$$version" -o "$$dir/docker-compose" github.com/docker/compose/v5/cmd); \
+	  echo "compose-plugin: installed $$(docker compose version) in $$dir"; fi
+
 down: ## remove the stack: its containers, the games its Runtime Manager started, networks, volumes, game state
 	COMPOSE='$(COMPOSE)' GO='$(GO)' bash deploy/compose/stack.sh down
 
-build: ## build the four service binaries into bin/
+build: ## build the four service binaries and galaxyctl into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./user/cmd/userservice ./mail/cmd/mail ./notification/cmd/notification ./rtmanager/cmd/rtmanager
+	$(GO) build -o $(BIN)/ ./user/cmd/userservice ./mail/cmd/mail ./notification/cmd/notification ./rtmanager/cmd/rtmanager ./galaxyctl/cmd/galaxyctl
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -144,11 +153,16 @@ soak-retention: images ## five minutes with a 30 s retention: Redis, streams and
 
 # The suite runs twice: hermetic, then against the compose stack, which is
 # removed whatever the runs' outcome; both reports count (.ci/run).
-test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile) hermetic and against the compose stack
+# The stack runs twice, under each compose the issue names: $(COMPOSE)
+# (docker-compose 1.29 where installed) and Compose v2's `docker compose`.
+test: lint unit fuzz ## everything CI runs: lint, unit/integration tests, fuzz, acceptance (ci profile) hermetic and against the compose stack under both composes
 	status=0; \
 	$(MAKE) acceptance PROFILE=ci || status=$$?; \
 	$(MAKE) up && { $(MAKE) acceptance PROFILE=ci TARGET=deployed REPORTS=$(REPORTS)/deployed || status=$$?; } || status=$$?; \
 	$(MAKE) down || status=$$?; \
+	$(MAKE) compose-plugin || status=$$?; \
+	$(MAKE) up COMPOSE='docker compose' && { $(MAKE) acceptance PROFILE=ci TARGET=deployed REPORTS=$(REPORTS)/deployed-compose-v2 || status=$$?; } || status=$$?; \
+	$(MAKE) down COMPOSE='docker compose' || status=$$?; \
 	exit $$status
 
 clean: ## remove build output, reports and test containers

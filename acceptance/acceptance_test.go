@@ -1,9 +1,10 @@
 // Package acceptance_test is the one acceptance program of the Galaxy
 // platform: one Ginkgo suite whose areas — the boundary of the three failure
 // kinds, the Runtime Manager on Docker, Notification → Mail, Mail, hostile
-// input, security, resilience — are the packages imported below. Process 1
-// starts the shared world once per run; every process starts the pipelines
-// its specs need, once each, when the first spec asks (acceptance/framework).
+// input, security, resilience, the operator's command — are the packages
+// imported below. Process 1 starts the shared world once per run; every
+// process starts the pipelines its specs need, once each, when the first
+// spec asks (acceptance/framework).
 // docs/acceptance.md explains the areas, labels and reports.
 package acceptance_test
 
@@ -22,6 +23,7 @@ import (
 	_ "galaxy/acceptance/hostileinput"
 	_ "galaxy/acceptance/mail"
 	_ "galaxy/acceptance/notificationmail"
+	_ "galaxy/acceptance/operator"
 	_ "galaxy/acceptance/resilience"
 	_ "galaxy/acceptance/runtime"
 	_ "galaxy/acceptance/security"

@@ -3,12 +3,26 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
+
+// ToolPackages are the main packages of the operator's tools, by binary
+// name: built beside the services for a run (StartInfra), so the acceptance
+// suite drives them as an operator would.
+var ToolPackages = map[string]string{
+	"galaxyctl": "./galaxyctl/cmd/galaxyctl",
+}
+
+// ToolPackagePaths returns the values of ToolPackages, sorted.
+func ToolPackagePaths() []string {
+	return slices.Sorted(maps.Values(ToolPackages))
+}
 
 // BuildBinaries builds the Go main packages pkgPaths (relative to the
 // repository root, "./mail/cmd/mail", or full import paths) with one `go

@@ -37,7 +37,8 @@ type Infra struct {
 // InfraOptions changes what StartInfraWith starts.
 type InfraOptions struct {
 	// Packages are the main packages to build into Infra.Binaries; nil means
-	// the four services (ServicePackagePaths), an empty non-nil slice none.
+	// the four services and the tools (ServicePackagePaths,
+	// ToolPackagePaths), an empty non-nil slice none.
 	Packages []string
 	// Deployed starts only what a run against a deployment needs of its
 	// own: the registry with the game images, which the deployment's
@@ -68,7 +69,7 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 
 	pkgs := opts.Packages
 	if pkgs == nil && !opts.Deployed {
-		pkgs = ServicePackagePaths()
+		pkgs = append(ServicePackagePaths(), ToolPackagePaths()...)
 	}
 	// The build is CPU work and the containers mostly waiting: overlap them.
 	// go build runs without the TB (which must not be used from another

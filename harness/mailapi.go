@@ -197,12 +197,22 @@ func (c *MailClient) CreateDelivery(ctx context.Context, cmd DeliveryCommand) (C
 // request (200, settled) or not yet (202). 409 delivery_in_progress and 404
 // are *APIErrors.
 func (c *MailClient) Resend(ctx context.Context, id string) (Delivery, bool, error) {
+	return c.ResendIfSequence(ctx, id, 0)
+}
+
+// ResendIfSequence is Resend with the precondition that the delivery is
+// still at sequence (0: none); a delivery resent since is a 409
+// sequence_changed *APIError.
+func (c *MailClient) ResendIfSequence(ctx context.Context, id string, sequence int) (Delivery, bool, error) {
 	var body struct {
 		Delivery
 		Settled bool `json:"settled"`
 	}
-	_, err := c.doJSON(ctx, http.MethodPost, "/api/v1/internal/deliveries/"+url.PathEscape(id)+"/resend", nil, &body,
-		http.StatusOK, http.StatusAccepted)
+	path := "/api/v1/internal/deliveries/" + url.PathEscape(id) + "/resend"
+	if sequence != 0 {
+		path += "?if_sequence=" + strconv.Itoa(sequence)
+	}
+	_, err := c.doJSON(ctx, http.MethodPost, path, nil, &body, http.StatusOK, http.StatusAccepted)
 	return body.Delivery, body.Settled, err
 }
 

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 )
@@ -123,6 +124,45 @@ func (c *NotificationClient) Notification(ctx context.Context, intentEntryID str
 	var n Notification
 	_, err := DoJSON(ctx, Request{
 		URL:   joinURL(c.BaseURL, "/api/v1/internal/notifications/"+url.PathEscape(intentEntryID)),
+		Token: c.Token, Service: "notification",
+	}, &n)
+	return n, err
+}
+
+// DeadRoute is one item of Notification's dead routes list: the route and
+// the notification it belongs to.
+type DeadRoute struct {
+	IntentEntryID    string `json:"intent_entry_id"`
+	NotificationType string `json:"notification_type"`
+	Producer         string `json:"producer"`
+	NotificationRoute
+}
+
+// DeadRoutes returns one page of the dead routes (GET
+// /api/v1/internal/routes?status=dead), newest notification first, and the
+// cursor of the next page ("" on the last one); limit 0 leaves the
+// service's default.
+func (c *NotificationClient) DeadRoutes(ctx context.Context, limit int, cursor string) ([]DeadRoute, string, error) {
+	v := url.Values{"status": {"dead"}}
+	if limit != 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	return listPage[DeadRoute](ctx, "notification", c.BaseURL, c.Token, "/api/v1/internal/routes", v)
+}
+
+// RetryRoute retries the dead route routeID of the notification of
+// intentEntryID and returns the notification as the retry left it. A route
+// that is not dead is an *APIError with status 409 (route_not_dead), an
+// unknown one 404.
+func (c *NotificationClient) RetryRoute(ctx context.Context, intentEntryID, routeID string) (Notification, error) {
+	var n Notification
+	_, err := DoJSON(ctx, Request{
+		Method: http.MethodPost,
+		URL: joinURL(c.BaseURL, "/api/v1/internal/notifications/"+url.PathEscape(intentEntryID)+
+			"/routes/"+url.PathEscape(routeID)+"/retry"),
 		Token: c.Token, Service: "notification",
 	}, &n)
 	return n, err

@@ -62,6 +62,10 @@ type PipelineOptions struct {
 	// SMTPAddr, when set, puts Mail in smtp mode against this server
 	// (MAIL_SMTP_FROM is DefaultSMTPFrom) instead of the stub.
 	SMTPAddr string
+	// OTLPEndpoint, when set, has every service export its traces there
+	// over OTLP/HTTP (OTLPEnv): an OTLPReceiver's Endpoint. Env still has
+	// the last word on each variable.
+	OTLPEndpoint string
 }
 
 // Pipeline is the four services started for one Ginkgo process (or one plain
@@ -157,6 +161,11 @@ func StartPipeline(ctx context.Context, tb TB, infra Infra, opts PipelineOptions
 		spec.Infra = infra
 		spec.Streams = p.Streams
 		spec.Env = opts.Env[spec.Name]
+		if opts.OTLPEndpoint != "" {
+			env := OTLPEnv(opts.OTLPEndpoint, false)
+			maps.Copy(env, opts.Env[spec.Name])
+			spec.Env = env
+		}
 		s := StartService(ctx, tb, spec)
 		p.services[spec.Name] = s
 		return s

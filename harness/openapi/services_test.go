@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"galaxy/harness"
 	"galaxy/harness/openapi"
@@ -161,12 +164,18 @@ func TestServicesAnswerAsDocumented(t *testing.T) {
 		d.do(call{service: service, method: "GET", template: "/readyz", path: "/readyz"}, 200)
 		d.do(call{service: service, method: "GET", template: "/metrics", path: "/metrics"}, 200)
 	}
-	lonely := harness.StartService(ctx, t, harness.ServiceSpec{Name: "notification", Infra: infra, Wait: harness.WaitHealthy})
+	// It also makes dead routes: every user route fails its one attempt.
+	lonely := harness.StartService(ctx, t, harness.ServiceSpec{Name: "notification", Infra: infra, Wait: harness.WaitHealthy,
+		Env: map[string]string{
+			"NOTIFICATION_INTERNAL_API_TOKEN": tokens["notification"],
+			"NOTIFICATION_ROUTE_MAX_ATTEMPTS": "1",
+		}})
 	d.do(call{service: "notification", base: lonely.URL, method: "GET", template: "/readyz", path: "/readyz"}, 503)
 
 	driveUsers(d)
 	gameID := driveRuntimes(d, p, infra)
 	intentID := driveNotifications(d, gameID)
+	driveDeadRoutes(d, p, lonely, intentID)
 	driveDeliveries(d, intentID)
 
 	// Every operation of every document was driven, with a success and
@@ -301,6 +310,38 @@ func driveNotifications(d *driver, gameID string) string {
 	d.do(n(inFlight, inFlight+"?x=1"), 400)
 	d.unauthorized(n(inFlight, inFlight))
 	return intentID
+}
+
+// driveDeadRoutes lists and retries a dead route of lonely (a Notification
+// without a User Service), and answers the retry of a routed route of the
+// pipeline's Notification (intentID's) with 409.
+func driveDeadRoutes(d *driver, p *harness.Pipeline, lonely *harness.Service, intentID string) {
+	const list, retry = "/api/v1/internal/routes", "/api/v1/internal/notifications/{intent_entry_id}/routes/{route_id}/retry"
+	c := func(method, template, path string) call {
+		return call{service: "notification", base: lonely.URL, method: method, template: template, path: path}
+	}
+	deadID, err := p.Redis.XAdd(d.ctx, &redis.XAddArgs{Stream: lonely.Streams.Intents, Values: map[string]any{
+		"notification_type": "runtime.image_pull_failed", "producer": "runtime_manager", "audience_kind": "user",
+		"audience_json": `{"user_ids":["carol"]}`, "payload_json": `{"game_id":"g"}`,
+		"occurred_at_ms": strconv.FormatInt(time.Now().UnixMilli(), 10),
+	}}).Result()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.eventually(c("GET", list, list+"?status=dead"), func(b []byte) bool { return bytes.Contains(b, []byte(deadID)) })
+	d.do(c("GET", list, list+"?status=dead&limit=1&cursor="+url.QueryEscape(deadID+"/email:user:zz")), 200)
+	d.do(c("GET", list, list), 400)
+	d.do(c("GET", list, list+"?status=routed"), 400)
+	d.do(c("GET", list, list+"?status=dead&cursor=nope"), 400)
+	d.unauthorized(c("GET", list, list+"?status=dead"))
+	route := "/routes/" + url.PathEscape("email:user:carol") + "/retry"
+	d.do(c("POST", retry, "/api/v1/internal/notifications/"+deadID+route), 200)
+	d.do(c("POST", retry, "/api/v1/internal/notifications/1-0"+route), 404)
+	d.do(c("POST", retry, "/api/v1/internal/notifications/"+deadID+"/routes/nope/retry"), 400)
+	d.unauthorized(c("POST", retry, "/api/v1/internal/notifications/"+deadID+route))
+	routed := call{service: "notification", method: "POST", template: retry,
+		path: "/api/v1/internal/notifications/" + intentID + "/routes/" + url.PathEscape("email:email:ops@example.com") + "/retry"}
+	d.do(routed, 409)
 }
 
 // driveDeliveries reads the mail Notification handed over for intentID and

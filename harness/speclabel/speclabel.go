@@ -20,6 +20,7 @@ const (
 	Resilience           = "resilience"
 	Security             = "security"
 	HostileInput         = "hostile_input"
+	Operator             = "operator"
 	// Hermetic marks a spec that needs what only the hermetic target
 	// gives: processes it starts, kills or configures itself, or
 	// infrastructure it controls (Redis, PostgreSQL, the registry, the
@@ -32,7 +33,7 @@ const (
 var Known = []string{
 	Boundary, ImagePullFailed, ContainerStartFailed, StartConfigInvalid,
 	Smoke, Slow, Runtime, Notification, Mail, Resilience, Security, HostileInput,
-	Hermetic,
+	Operator, Hermetic,
 }
 
 // ExcludeForDeployed narrows a label filter to the specs a run against a

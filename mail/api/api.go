@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -251,7 +252,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "the Idempotency-Key header differs from the body's idempotency_key")
 		return
 	}
-	nd := a.Intake.Prepare(cmd, "")
+	nd := a.Intake.Prepare(r.Context(), cmd, "")
 	created, err := a.Store.Insert(r.Context(), []store.NewDelivery{nd})
 	if err != nil {
 		if database.IsDataError(err) {
@@ -305,10 +306,19 @@ type ResendResponse struct {
 
 func (a *API) resend(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("delivery_id")
-	d, settled, err := a.Resender.Resend(r.Context(), id)
+	ifSequence, msg := resendPrecondition(r.URL.Query())
+	if msg != "" {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", msg)
+		return
+	}
+	d, settled, err := a.Resender.Resend(r.Context(), id, ifSequence)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.WriteError(w, http.StatusNotFound, "not_found", "no delivery "+strconv.Quote(id))
+		return
+	case errors.Is(err, store.ErrSequenceChanged):
+		httpapi.WriteError(w, http.StatusConflict, "sequence_changed",
+			fmt.Sprintf("delivery %s is at sequence %d (%s), not %d: it was resent since", id, d.Sequence, d.Status, ifSequence))
 		return
 	case errors.Is(err, store.ErrNotResendable):
 		httpapi.WriteError(w, http.StatusConflict, "delivery_in_progress",
@@ -324,6 +334,22 @@ func (a *API) resend(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusAccepted
 	}
 	httpapi.WriteJSON(w, status, ResendResponse{Detail: detail(d), Settled: settled})
+}
+
+// resendPrecondition reads the resend's parameter if_sequence: the
+// sequence the caller saw, which the delivery must still be at (0: any).
+// Other parameters are ignored, as everywhere in this API. The message is
+// non-empty for a request to refuse.
+func resendPrecondition(q url.Values) (int, string) {
+	raw, ok := q["if_sequence"]
+	if !ok {
+		return 0, ""
+	}
+	n, err := strconv.Atoi(raw[0])
+	if len(raw) != 1 || err != nil || n < 1 {
+		return 0, "if_sequence: want one positive integer, got " + strconv.Quote(strings.Join(raw, ","))
+	}
+	return n, ""
 }
 
 func (a *API) unavailable(w http.ResponseWriter, r *http.Request, err error) {

@@ -36,14 +36,15 @@ type Resender struct {
 	PollEvery time.Duration
 }
 
-// Resend starts a new sequence on delivery id and waits for its first
-// outcome. settled reports whether that outcome arrived within Timeout; if
+// Resend starts a new sequence on delivery id — if it is still at sequence
+// ifSequence, when that is not 0 (store.Store.Resend) — and waits for its
+// first outcome. settled reports whether that outcome arrived within Timeout; if
 // not, the returned delivery is its state at the deadline (queued or
 // sending), and the sender finishes the work later.
-func (r *Resender) Resend(ctx context.Context, id string) (d store.Delivery, settled bool, err error) {
+func (r *Resender) Resend(ctx context.Context, id string, ifSequence int) (d store.Delivery, settled bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	d, err = r.Store.Resend(ctx, id, r.plan)
+	d, err = r.Store.Resend(ctx, id, ifSequence, r.plan)
 	if err != nil {
 		return d, false, err
 	}

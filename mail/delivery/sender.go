@@ -23,6 +23,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"galaxy/mail/smtpsend"
 	"galaxy/mail/store"
@@ -249,6 +253,16 @@ func (s *Sender) attempt(ctx context.Context, c store.Claimed) store.Outcome {
 		}
 	}
 	started := time.Now()
+	// A span per SMTP attempt, in the trace of whoever created the delivery
+	// (its command's stream entry, an HTTP request) or last resent it.
+	ctx, span := otel.Tracer("galaxy/mail/delivery").Start(c.Traced(ctx), "smtp send",
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("galaxy.mail.delivery_id", c.ID),
+			attribute.Int("galaxy.mail.attempt", next),
+			attribute.Int("galaxy.mail.sequence", c.Sequence),
+		))
+	defer span.End()
 	sctx, cancel := context.WithTimeout(ctx, s.SendTimeout)
 	err := s.Transport.Send(sctx, smtpsend.Message{
 		MessageID: messageID(c.Delivery),
@@ -275,7 +289,7 @@ func (s *Sender) attempt(ctx context.Context, c store.Claimed) store.Outcome {
 		o.SentAt = finished
 		if after != nil {
 			a.Error = after.Detail
-			s.Logger.Warn("message accepted, then the connection failed; recorded as sent", "delivery_id", c.ID, "attempt", a.Attempt, "err", after.Detail)
+			s.Logger.WarnContext(ctx, "message accepted, then the connection failed; recorded as sent", "delivery_id", c.ID, "attempt", a.Attempt, "err", after.Detail)
 		}
 		o.Attempts = append(o.Attempts, a)
 		s.Metrics.observe(a.Outcome, finished.Sub(started))
@@ -297,7 +311,10 @@ func (s *Sender) attempt(ctx context.Context, c store.Claimed) store.Outcome {
 	}
 	o.Attempts = append(o.Attempts, a)
 	s.Metrics.observe(a.Outcome, finished.Sub(started))
-	s.Logger.Info("send attempt failed", "delivery_id", c.ID, "attempt", a.Attempt, "sequence", c.Sequence,
+	span.SetAttributes(attribute.String("error.type", o.ErrorCode), attribute.Int("galaxy.mail.smtp_code", se.Code))
+	span.RecordError(err, trace.WithAttributes(attribute.Bool("galaxy.mail.temporary", se.Temporary)))
+	span.SetStatus(codes.Error, se.Detail)
+	s.Logger.InfoContext(ctx, "send attempt failed", "delivery_id", c.ID, "attempt", a.Attempt, "sequence", c.Sequence,
 		"status", o.Status, "smtp_code", se.Code, "err", se.Detail)
 	return o
 }

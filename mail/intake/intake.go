@@ -208,7 +208,7 @@ func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 		in.Metrics.Count("stream", "malformed")
 		return streams.Permanent(fmt.Errorf("malformed mail command: %w", err))
 	}
-	d := in.Prepare(cmd, msg.ID)
+	d := in.Prepare(ctx, cmd, msg.ID)
 	created, err := in.submit(ctx, d)
 	if err != nil {
 		return err
@@ -227,10 +227,11 @@ func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 	return nil
 }
 
-// Prepare is the package's Prepare plus, with an Inline transport, the
-// inline send.
-func (in *Intake) Prepare(cmd command.Command, entryID string) store.NewDelivery {
+// Prepare is the package's Prepare plus ctx's trace, which the delivery's
+// attempts continue, and, with an Inline transport, the inline send.
+func (in *Intake) Prepare(ctx context.Context, cmd command.Command, entryID string) store.NewDelivery {
 	d := Prepare(in.Catalog, cmd, entryID)
+	d.TraceContext = store.TraceContextOf(ctx)
 	if in.Inline != nil {
 		complete(in.Inline, &d)
 	}

@@ -30,7 +30,7 @@ func BenchmarkDecodeAndPrepare(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if d := in.Prepare(c, "1-0"); d.Status != "sent" {
+		if d := in.Prepare(b.Context(), c, "1-0"); d.Status != "sent" {
 			b.Fatal(d.Status, d.ErrorMessage)
 		}
 	}

@@ -200,6 +200,9 @@ func TestSMTPPermanentAndTransientReplies(t *testing.T) {
 	if got := search(t, mp, "to:ops@example.com"); len(got) != 1 {
 		t.Fatalf("ops@example.com received %d messages", len(got))
 	}
+	// Two sendings failed (rejected, attempts exhausted) and two were sent
+	// (the transient one, the resent one); retries are not finishes.
+	finished(t, s, map[string]float64{"sent": 2, "failed": 2})
 }
 
 // TestInterruptedSendIsTakenAgain kills a mail process while it is in the

@@ -3,6 +3,7 @@ package integration_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -164,6 +165,9 @@ func TestStreamDuplicateCreatesNoSecondDelivery(t *testing.T) {
 	if len(d.Attempts) != 1 || d.To[0] != "ops@example.com" {
 		t.Fatalf("first command must win: to %v, attempts %+v", d.To, d.Attempts)
 	}
+	// Two deliveries were created and sent; the repeated commands counted
+	// nothing.
+	finished(t, s, map[string]float64{"sent": 2, "failed": 0})
 	// A restarted process (same database) still refuses the key.
 	if err := s.proc.Restart(); err != nil {
 		t.Fatal(err)
@@ -177,6 +181,26 @@ func TestStreamDuplicateCreatesNoSecondDelivery(t *testing.T) {
 	}
 	if all := s.list(harness.DeliveryQuery{}); len(all) != 3 {
 		t.Fatalf("%d deliveries, want 3", len(all))
+	}
+	finished(t, s, map[string]float64{"sent": 1, "failed": 0}) // this process's count, since its restart
+}
+
+// finished checks mail_deliveries_finished_total by status.
+func finished(t *testing.T, s *mailService, want map[string]float64) {
+	t.Helper()
+	m, err := harness.ScrapeMetrics(t.Context(), s.mail.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for status := range want {
+		series := `mail_deliveries_finished_total{status="` + status + `"}`
+		if v, ok := m[series]; ok {
+			got[status] = v
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("mail_deliveries_finished_total by status %v, want %v", got, want)
 	}
 }
 
@@ -424,6 +448,20 @@ func TestOperatorResend(t *testing.T) {
 	}
 	if _, _, err := s.mail.Resend(t.Context(), "dlv_nope"); !isAPIError(err, http.StatusNotFound, "") {
 		t.Fatalf("resend unknown: %v", err)
+	}
+	// A second operator who saw sequence 1 resends nothing: the delivery is
+	// at 2 now. One who saw 2 resends it.
+	if _, _, err := s.mail.ResendIfSequence(t.Context(), d.DeliveryID, 1); !isAPIError(err, http.StatusConflict, "sequence_changed") {
+		t.Fatalf("resend if_sequence=1 of a delivery at 2: %v", err)
+	}
+	if cur, _ := s.mail.Delivery(t.Context(), d.DeliveryID); cur.Sequence != 2 || len(cur.Attempts) != 2 {
+		t.Fatalf("after a refused resend: sequence %d, %d attempts, want 2 and 2", cur.Sequence, len(cur.Attempts))
+	}
+	if again, _, err := s.mail.ResendIfSequence(t.Context(), d.DeliveryID, 2); err != nil || again.Sequence != 3 || again.Status != "sent" {
+		t.Fatalf("resend if_sequence=2: %+v %v", again, err)
+	}
+	if _, _, err := s.mail.ResendIfSequence(t.Context(), d.DeliveryID, -1); !isAPIError(err, http.StatusBadRequest, "invalid_request") {
+		t.Fatalf("resend if_sequence=-1: %v", err)
 	}
 	// A failed render is re-rendered on resend (and fails again here).
 	missing := templateCommand("resend-missing", "ops@example.com", "en", nil)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,7 +53,7 @@ const fullColumnsD = `d.delivery_id, d.seq, d.idempotency_key, d.command_hash, d
     d.template_id, d.locale, d.resolved_locale, d.template_variables, d.to_addrs, d.cc_addrs, d.bcc_addrs,
     d.reply_to, d.subject, d.text_body, d.html_body, d.status, d.error_code, d.error_message, d.attempts,
     d.attempt_count, d.sequence, d.stream_entry_id, d.requested_at_ms, d.created_at, d.updated_at,
-    d.sent_at, d.due_at, d.claimed_at, d.claim_token`
+    d.sent_at, d.due_at, d.claimed_at, d.claim_token, d.trace_context`
 
 // Claim takes up to n due deliveries for lease: until the lease ends no other
 // sender takes them; after it, they are due again.
@@ -77,7 +78,7 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Claime
 			&d.TemplateID, &d.Locale, &d.ResolvedLocale, &d.Variables, &d.To, &d.Cc, &d.Bcc,
 			&d.ReplyTo, &d.Subject, &d.TextBody, &d.HTMLBody, &d.Status, &d.ErrorCode, &d.ErrorMessage, &attempts,
 			&d.AttemptCount, &d.Sequence, &d.StreamEntryID, &d.RequestedAtMS, &d.CreatedAt, &d.UpdatedAt,
-			&d.SentAt, &d.DueAt, &d.ClaimedAt, &d.ClaimToken, &prevStatus, &prevClaimedAt)
+			&d.SentAt, &d.DueAt, &d.ClaimedAt, &d.ClaimToken, &d.TraceContext, &prevStatus, &prevClaimedAt)
 		if err != nil {
 			return nil, fmt.Errorf("claim deliveries: %w", err)
 		}
@@ -166,12 +167,22 @@ func (s *Store) Finish(ctx context.Context, outcomes []Outcome) (lost []string, 
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("finish %d deliveries: %w", len(outcomes), err)
 	}
+	for _, o := range outcomes {
+		if !slices.Contains(lost, o.ID) {
+			s.countFinished(o.Status)
+		}
+	}
 	return lost, nil
 }
 
 // ErrNotResendable is returned by Resend for a delivery whose current
 // sequence is still being worked on (queued or sending).
 var ErrNotResendable = errors.New("delivery is queued or being sent; wait for its outcome before resending")
+
+// ErrSequenceChanged is returned by Resend when the caller's precondition
+// names a sequence the delivery is no longer at: someone else resent it
+// since the caller looked.
+var ErrSequenceChanged = errors.New("delivery was resent since; its current sequence differs from the one named")
 
 // Resendable reports whether an operator may resend a delivery in status.
 func Resendable(status string) bool {
@@ -193,9 +204,12 @@ type ResendPlan struct {
 }
 
 // Resend starts a new sequence of attempts on a sent, failed or retrying
-// delivery: attempt budget reset, due now. plan is called with the locked
-// delivery and decides what else changes.
-func (s *Store) Resend(ctx context.Context, id string, plan func(Delivery) ResendPlan) (Delivery, error) {
+// delivery: attempt budget reset, due now. ifSequence, when not 0, is the
+// sequence the caller saw: a delivery at another one is left alone
+// (ErrSequenceChanged), so two operators resending what they both saw fail
+// mail it once. plan is called with the locked delivery and decides what
+// else changes.
+func (s *Store) Resend(ctx context.Context, id string, ifSequence int, plan func(Delivery) ResendPlan) (Delivery, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("resend %s: %w", id, err)
@@ -207,6 +221,9 @@ func (s *Store) Resend(ctx context.Context, id string, plan func(Delivery) Resen
 	}
 	if err != nil {
 		return Delivery{}, fmt.Errorf("resend %s: %w", id, err)
+	}
+	if ifSequence != 0 && d.Sequence != ifSequence {
+		return d, ErrSequenceChanged
 	}
 	if !Resendable(d.Status) {
 		return d, ErrNotResendable
@@ -225,8 +242,9 @@ SET status = $2, sequence = sequence + 1, attempt_count = 0,
     due_at = CASE WHEN $2 = 'queued' THEN now() END,
     error_code = $3, error_message = $4, claim_token = '',
     resolved_locale = $5, subject = $6, text_body = $7, html_body = $8,
-    updated_at = now()
-WHERE delivery_id = $1`, id, status, p.FailCode, p.FailMessage, p.ResolvedLocale, p.Subject, p.TextBody, p.HTMLBody)
+    trace_context = $9, updated_at = now()
+WHERE delivery_id = $1`, id, status, p.FailCode, p.FailMessage, p.ResolvedLocale, p.Subject, p.TextBody, p.HTMLBody,
+		TraceContextOf(ctx)) // the new sequence's attempts belong to the resend's trace
 	if err != nil {
 		return Delivery{}, fmt.Errorf("resend %s: %w", id, err)
 	}

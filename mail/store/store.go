@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"galaxy/mail/command"
 )
@@ -114,6 +115,9 @@ type Delivery struct {
 	DueAt         *time.Time
 	ClaimedAt     *time.Time
 	ClaimToken    string
+	// TraceContext is the trace the delivery's attempts continue
+	// (TraceContextOf; "" for none).
+	TraceContext string
 }
 
 // ErrNotFound is returned for an unknown delivery.
@@ -122,10 +126,35 @@ var ErrNotFound = errors.New("delivery not found")
 // Store is the Mail Service's PostgreSQL storage.
 type Store struct {
 	pool *pgxpool.Pool
+	// finished counts deliveries that reached sent or failed, once each
+	// sending: the store is where every path to a final status (the
+	// sender's outcomes, intake's rendering failures and stub sends)
+	// becomes true, so counting here misses none and counts no duplicate.
+	finished *prometheus.CounterVec
 }
 
 // New returns a store over pool (migrated by database.Open).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// RegisterMetrics registers with reg mail_deliveries_finished_total{status},
+// which the store counts from then on.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) {
+	s.finished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mail_deliveries_finished_total",
+		Help: "Deliveries that reached a final status (sent, failed), once per sending (a resend counts again).",
+	}, []string{"status"})
+	for _, status := range []string{StatusSent, StatusFailed} {
+		s.finished.WithLabelValues(status) // both series from the start, so rate() sees the first one
+	}
+	reg.MustRegister(s.finished)
+}
+
+// countFinished counts a recorded status if it is a final one.
+func (s *Store) countFinished(status string) {
+	if s.finished != nil && (status == StatusSent || status == StatusFailed) {
+		s.finished.WithLabelValues(status).Inc()
+	}
+}
 
 // NewDelivery is a delivery about to be inserted.
 type NewDelivery struct {
@@ -146,6 +175,8 @@ type NewDelivery struct {
 	// (stub mode completes its no-op attempt before the insert).
 	Attempts []Attempt
 	SentAt   time.Time
+	// TraceContext is the creator's trace (TraceContextOf).
+	TraceContext string
 }
 
 const insertSQL = `
@@ -153,10 +184,10 @@ INSERT INTO mail_deliveries (
     delivery_id, idempotency_key, command_hash, source, payload_mode, template_id,
     locale, resolved_locale, template_variables, to_addrs, cc_addrs, bcc_addrs,
     reply_to, recipients, subject, text_body, html_body, status, error_code,
-    error_message, due_at, stream_entry_id, requested_at_ms, attempts, attempt_count, sent_at)
+    error_message, due_at, stream_entry_id, requested_at_ms, attempts, attempt_count, sent_at, trace_context)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17,
     $18, $19, $20, CASE WHEN $18 = 'queued' THEN now() END, $21, $22, $23::jsonb,
-    jsonb_array_length($23::jsonb), CASE WHEN $18 = 'sent' THEN $24::timestamptz END)
+    jsonb_array_length($23::jsonb), CASE WHEN $18 = 'sent' THEN $24::timestamptz END, $25)
 ON CONFLICT (idempotency_key) DO NOTHING`
 
 // Insert stores deliveries in one transaction and reports, for each, whether
@@ -199,7 +230,7 @@ func (s *Store) Insert(ctx context.Context, batch []NewDelivery) ([]bool, error)
 			d.ID, c.IdempotencyKey, d.Hash, c.Source, c.PayloadMode, c.TemplateID,
 			c.Locale, d.ResolvedLocale, vars, nonNil(c.To), nonNil(c.Cc), nonNil(c.Bcc),
 			c.ReplyTo, recipientKeys(c), d.Subject, d.TextBody, d.HTMLBody, d.Status, d.ErrorCode,
-			d.ErrorMessage, d.StreamEntryID, c.RequestedAtMS, string(attempts), d.SentAt)
+			d.ErrorMessage, d.StreamEntryID, c.RequestedAtMS, string(attempts), d.SentAt, d.TraceContext)
 	}
 	// A batch outside an explicit transaction runs as one implicit
 	// transaction (one Sync for the whole pipeline): all rows or none, in
@@ -215,6 +246,11 @@ func (s *Store) Insert(ctx context.Context, batch []NewDelivery) ([]bool, error)
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("insert %d deliveries: %w", len(batch), err)
+	}
+	for i, d := range batch {
+		if created[i] {
+			s.countFinished(d.Status)
+		}
 	}
 	return created, nil
 }
@@ -245,7 +281,7 @@ const fullColumns = `delivery_id, seq, idempotency_key, command_hash, source, pa
     template_id, locale, resolved_locale, template_variables, to_addrs, cc_addrs, bcc_addrs,
     reply_to, subject, text_body, html_body, status, error_code, error_message, attempts,
     attempt_count, sequence, stream_entry_id, requested_at_ms, created_at, updated_at,
-    sent_at, due_at, claimed_at, claim_token`
+    sent_at, due_at, claimed_at, claim_token, trace_context`
 
 func scanFull(row pgx.Row) (Delivery, error) {
 	var d Delivery
@@ -254,7 +290,7 @@ func scanFull(row pgx.Row) (Delivery, error) {
 		&d.TemplateID, &d.Locale, &d.ResolvedLocale, &d.Variables, &d.To, &d.Cc, &d.Bcc,
 		&d.ReplyTo, &d.Subject, &d.TextBody, &d.HTMLBody, &d.Status, &d.ErrorCode, &d.ErrorMessage, &attempts,
 		&d.AttemptCount, &d.Sequence, &d.StreamEntryID, &d.RequestedAtMS, &d.CreatedAt, &d.UpdatedAt,
-		&d.SentAt, &d.DueAt, &d.ClaimedAt, &d.ClaimToken)
+		&d.SentAt, &d.DueAt, &d.ClaimedAt, &d.ClaimToken, &d.TraceContext)
 	if err != nil {
 		return d, err
 	}

@@ -1,6 +1,7 @@
 // Package api serves the Notification Service's internal HTTP API
-// (CONTRACTS §5): recorded notifications with their status and routes, and
-// how many routes still wait for their hand-off.
+// (CONTRACTS §5): recorded notifications with their status and routes, how
+// many routes still wait for their hand-off, and the dead routes an operator
+// lists and retries.
 package api
 
 import (
@@ -36,12 +37,20 @@ type Reader interface {
 	InFlight(ctx context.Context) (store.InFlight, error)
 }
 
+// Store is what the API needs of the store: the reads, and the dead
+// routes an operator lists and retries.
+type Store interface {
+	Reader
+	Operator
+}
+
 // Register adds the API's routes to srv.
-func Register(srv *httpapi.Server, st Reader, logger *slog.Logger) {
+func Register(srv *httpapi.Server, st Store, logger *slog.Logger) {
 	h := handlers{st: st, logger: logger}
 	srv.Handle("GET /api/v1/internal/notifications", h.list)
 	srv.Handle("GET /api/v1/internal/notifications/in-flight", h.inFlight)
 	srv.Handle("GET /api/v1/internal/notifications/{intent_entry_id}", h.get)
+	registerOperator(srv, st, logger)
 }
 
 type handlers struct {

@@ -130,6 +130,14 @@ func (d *Dispatcher) handOff(ctx context.Context, routes []store.PendingRoute, f
 // attempt hands off routes and returns their updates, and how many of them
 // failed because a dependency was unavailable.
 func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, fresh func(string) bool) ([]store.RouteUpdate, int) {
+	tr := startTraces(ctx, routes, d.MailStream)
+	updates, unavailable := d.attemptTraced(tr, routes, fresh)
+	tr.end(updates)
+	return updates, unavailable
+}
+
+func (d *Dispatcher) attemptTraced(tr *traces, routes []store.PendingRoute, fresh func(string) bool) ([]store.RouteUpdate, int) {
+	ctx := tr.base
 	start := d.now()
 	unavailable := 0
 	updates := make([]store.RouteUpdate, 0, len(routes))
@@ -146,7 +154,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 	var resolved map[string]users.User
 	var resolveErr error
 	if len(userIDs) > 0 {
-		resolved, resolveErr = d.Users.Resolve(ctx, userIDs)
+		resolved, resolveErr = d.Users.Resolve(tr.resolveContext(routes), userIDs)
 	}
 	for _, r := range routes {
 		if r.UserID == "" {
@@ -161,7 +169,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 				dep = dependencyUserService
 				unavailable++
 			}
-			updates = append(updates, d.failed(r, start, "user service: "+resolveErr.Error(), d.priorUncertainty(r, fresh), dep))
+			updates = append(updates, d.failed(tr.of(r.IntentID), r, start, "user service: "+resolveErr.Error(), d.priorUncertainty(r, fresh), dep))
 			continue
 		}
 		u, ok := resolved[r.UserID]
@@ -180,7 +188,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		if err != nil {
 			// The payload was validated as an object when recorded; this
 			// cannot happen short of a corrupted row.
-			updates = append(updates, d.failed(r, start, err.Error(), d.priorUncertainty(r, fresh), ""))
+			updates = append(updates, d.failed(tr.of(r.IntentID), r, start, err.Error(), d.priorUncertainty(r, fresh), ""))
 			continue
 		}
 		locale := u.Locale
@@ -213,7 +221,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		var err error
 		found, err = findCommands(ctx, d.Redis, d.MailStream, keys, since)
 		if err != nil {
-			d.Logger.Warn("search of the mail stream failed; mail commands may repeat (Mail drops repeats by key)",
+			d.Logger.WarnContext(ctx, "search of the mail stream failed; mail commands may repeat (Mail drops repeats by key)",
 				"stream", d.MailStream, "err", err)
 		}
 	}
@@ -224,7 +232,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 		if _, ok := found[dl.route.IdempotencyKey]; ok {
 			continue
 		}
-		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: d.MailStream, Values: d.command(dl, start)})
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: d.MailStream, Values: d.command(tr.of(dl.route.IntentID), dl, start)})
 	}
 	if pipe.Len() > 0 {
 		// Per-command errors are read below; Exec's error is the first of them.
@@ -250,7 +258,7 @@ func (d *Dispatcher) attempt(ctx context.Context, routes []store.PendingRoute, f
 				dep = dependencyRedis
 				unavailable++
 			}
-			updates = append(updates, d.failed(dl.route, start, fmt.Sprintf("mail stream %s: %v", d.MailStream, err), uncertain, dep))
+			updates = append(updates, d.failed(tr.of(dl.route.IntentID), dl.route, start, fmt.Sprintf("mail stream %s: %v", d.MailStream, err), uncertain, dep))
 			continue
 		}
 		d.Metrics.HandOffLatency.Observe(done.Sub(time.UnixMilli(dl.route.IntentAtMS)).Seconds())
@@ -279,8 +287,9 @@ func redisUnavailable(err error) bool {
 }
 
 // command builds the mail command of a delivery (template mode, one
-// recipient). The caller's traceparent rides along when the intent had one.
-func (d *Dispatcher) command(dl delivery, now time.Time) map[string]any {
+// recipient). The trace context of ctx — the intent's dispatch span, when
+// the intent had a trace — rides along through the propagator.
+func (d *Dispatcher) command(ctx context.Context, dl delivery, now time.Time) map[string]any {
 	to, _ := json.Marshal([]string{dl.recipient})
 	v := map[string]any{
 		"source":                  mailSource,
@@ -292,8 +301,10 @@ func (d *Dispatcher) command(dl delivery, now time.Time) map[string]any {
 		"idempotency_key":         dl.route.IdempotencyKey,
 		"requested_at_ms":         strconv.FormatInt(now.UnixMilli(), 10),
 	}
-	if dl.route.Traceparent != "" {
-		v[streams.TraceparentField] = dl.route.Traceparent
+	trace := map[string]string{}
+	streams.InjectTrace(ctx, trace)
+	for k, tv := range trace {
+		v[k] = tv
 	}
 	return v
 }
@@ -330,7 +341,7 @@ func (d *Dispatcher) skipped(r store.PendingRoute, now time.Time, reason, recipi
 // recorded (attempts counts every try, so the backoff reaches its ceiling)
 // but never makes the route dead by MaxAttempts, only once UnavailableFor
 // has passed since its intent entered its stream.
-func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, maybeSentSince int64, dependency string) store.RouteUpdate {
+func (d *Dispatcher) failed(ctx context.Context, r store.PendingRoute, now time.Time, cause string, maybeSentSince int64, dependency string) store.RouteUpdate {
 	attempts := r.Attempts + 1
 	u := store.RouteUpdate{
 		IntentID: r.IntentID, RouteID: r.RouteID, Attempts: attempts, LastError: cause,
@@ -345,7 +356,7 @@ func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, m
 			u.Status = routing.RouteDead
 			u.Reason = ReasonUnavailableTooLong
 			d.Metrics.Routes.WithLabelValues(routing.RouteDead).Inc()
-			d.Logger.Warn("route dead: dependency unavailable for longer than NOTIFICATION_ROUTE_UNAVAILABLE_FOR",
+			d.Logger.WarnContext(ctx, "route dead: dependency unavailable for longer than NOTIFICATION_ROUTE_UNAVAILABLE_FOR",
 				"intent_entry_id", r.IntentID, "route_id", r.RouteID, "dependency", dependency,
 				"waited", waited.Round(time.Second), "attempts", attempts, "last_error", cause)
 			return u
@@ -355,7 +366,7 @@ func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, m
 		u.Status = routing.RouteDead
 		u.Reason = routing.ReasonAttemptsExhausted
 		d.Metrics.Routes.WithLabelValues(routing.RouteDead).Inc()
-		d.Logger.Warn("route dead: hand-off attempts exhausted", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
+		d.Logger.WarnContext(ctx, "route dead: hand-off attempts exhausted", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
 			"attempts", attempts, "last_error", cause)
 		return u
 	}
@@ -367,7 +378,7 @@ func (d *Dispatcher) failed(r store.PendingRoute, now time.Time, cause string, m
 	d.Metrics.Routes.WithLabelValues("retry").Inc()
 	// One line per route would flood the log when a dependency is down;
 	// handOff logs a summary per batch instead.
-	d.Logger.Debug("hand-off failed; will retry", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
+	d.Logger.DebugContext(ctx, "hand-off failed; will retry", "intent_entry_id", r.IntentID, "route_id", r.RouteID,
 		"attempt", attempts, "unavailable", dependency, "next_attempt_at_ms", u.NextAttemptAtMS, "err", cause)
 	return u
 }

@@ -110,3 +110,35 @@ func TestInFlightRefusesQueryParameters(t *testing.T) {
 		t.Fatalf("in-flight?status=pending: %v", err)
 	}
 }
+
+// TestDeadRoutesAreCounted: routes whose every hand-off failed are dead,
+// no longer waiting, and notification_dead_routes counts them.
+func TestDeadRoutesAreCounted(t *testing.T) {
+	s := startNotification(t, map[string]string{
+		"NOTIFICATION_ADMIN_EMAILS_RUNTIME_IMAGE_PULL_FAILED": "ops-a@example.com,ops-b@example.com",
+		"NOTIFICATION_ROUTE_MAX_ATTEMPTS":                     "2",
+	})
+	if err := rdb.Set(t.Context(), s.mailStream, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id := s.publish(t, adminIntent("runtime.image_pull_failed", "game-dead-routes"))
+	eventually(t, 20*time.Second, func() (bool, string) {
+		n, ok := s.notification(t, id)
+		return ok && n.Status == "dead", fmt.Sprintf("%+v", n)
+	}, s.proc)
+	scraped, err := harness.ScrapeMetrics(t.Context(), s.api.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"notification_dead_routes":                          2,
+		`notification_waiting_routes{wait="retry"}`:         0,
+		`notification_waiting_routes{wait="first_attempt"}`: 0,
+		"notification_backlog_read_errors_total":            0,
+	}
+	for series, v := range want {
+		if got, ok := scraped[series]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, v)
+		}
+	}
+}

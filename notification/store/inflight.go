@@ -54,3 +54,21 @@ func (s *Store) InFlight(ctx context.Context) (InFlight, error) {
 	}
 	return f, nil
 }
+
+// DeadRoutesCap bounds DeadRouteCount: dead routes stay until an operator
+// retries them or retention deletes their notification, so the count is
+// capped to keep every scrape's read bounded. A count at the cap means at
+// least that many.
+const DeadRoutesCap = 10000
+
+// DeadRouteCount counts the dead routes, up to DeadRoutesCap, through the
+// partial index routes_dead_idx.
+func (s *Store) DeadRouteCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM routes WHERE status = 'dead' LIMIT $1) capped`,
+		oneShot, DeadRoutesCap).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count dead routes: %w", err)
+	}
+	return n, nil
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"galaxy/platform/streams"
 )
 
@@ -52,10 +54,20 @@ func New(baseURL string, timeout time.Duration) *Client {
 	return &Client{
 		baseURL: strings.TrimRight(baseURL, "/"),
 		timeout: timeout,
-		http: &http.Client{Transport: &http.Transport{
+		// otelhttp puts each call in a client span and hands the trace
+		// to the User Service through the configured propagator; the
+		// readiness check's /healthz is left untraced, as the server
+		// leaves its probes.
+		http: &http.Client{Transport: otelhttp.NewTransport(&http.Transport{
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
-		}},
+		},
+			otelhttp.WithFilter(func(r *http.Request) bool { return !strings.HasSuffix(r.URL.Path, "/healthz") }),
+			// The client calls fixed paths (no IDs in them): they name
+			// the spans as the server's route patterns do.
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+				return r.Method + " " + r.URL.Path
+			}))},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Check reports whether one dependency answers. It must honour ctx.
@@ -179,7 +180,7 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           s.logServerErrors(http.HandlerFunc(s.route)),
+		Handler:           traced(s.logServerErrors(http.HandlerFunc(s.route))),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -227,6 +228,31 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handle
 	}
 }
 
+// traced wraps h in otelhttp's server instrumentation: a span per API
+// request, joined to the caller's trace through the configured propagator
+// and named by its route pattern ("POST /api/v1/internal/users/resolve"),
+// or by its method alone when no pattern matched, so span names stay few.
+// The probes and /metrics are left out: they are polled, and would bury the
+// spans of real work. It wraps logServerErrors and route (not the other way
+// round) so that the request the mux stamps with its pattern is the one
+// otelhttp names the span from.
+func traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "http.server",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}))
+}
+
 // logServerErrors logs every 5xx answer but the readiness probe's, whose
 // 503 is its normal way of saying a dependency is down.
 func (s *Server) logServerErrors(next http.Handler) http.Handler {
@@ -238,7 +264,7 @@ func (s *Server) logServerErrors(next http.Handler) http.Handler {
 			route = unmatchedRoute
 		}
 		if rec.code >= 500 && !strings.HasSuffix(route, "/readyz") {
-			s.logger.Warn("internal api error", "route", route, "code", rec.code)
+			s.logger.WarnContext(r.Context(), "internal api error", "route", route, "code", rec.code)
 		}
 	})
 }

@@ -5,27 +5,53 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
 
-// TraceparentField carries the W3C trace context across stream hops.
-const TraceparentField = "traceparent"
+// The trace fields a stream entry may carry: W3C trace context, set and
+// read through the configured propagator (OTEL_PROPAGATORS). Only these
+// two ride a stream: the contract fixes each stream's field set (Mail
+// rejects a command with any other field), so baggage and other formats'
+// headers (b3, ...) stay within a process.
+const (
+	TraceparentField = "traceparent"
+	TracestateField  = "tracestate"
+)
 
-var traceContext = propagation.TraceContext{}
+var traceFields = []string{TraceparentField, TracestateField}
 
-// Publish appends values to stream, adding the caller's traceparent, and
-// returns the entry ID.
-func Publish(ctx context.Context, c redis.Cmdable, stream string, values map[string]string) (string, error) {
-	args := make(map[string]any, len(values)+1)
-	for k, v := range values {
-		args[k] = v
+// InjectTrace adds to fields the trace context of ctx as the global
+// propagator writes it, limited to the stream's trace fields. Fields that
+// already carry a traceparent are left as they are: the caller chose the
+// entry's trace.
+func InjectTrace(ctx context.Context, fields map[string]string) {
+	if _, ok := fields[TraceparentField]; ok {
+		return
 	}
 	carrier := propagation.MapCarrier{}
-	traceContext.Inject(ctx, carrier)
-	if tp := carrier.Get(TraceparentField); tp != "" {
-		if _, ok := args[TraceparentField]; !ok {
-			args[TraceparentField] = tp
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	if carrier.Get(TraceparentField) == "" {
+		return
+	}
+	for _, k := range traceFields {
+		if v := carrier.Get(k); v != "" {
+			fields[k] = v
 		}
+	}
+}
+
+// Publish appends values to stream, adding the caller's trace context
+// (InjectTrace), and returns the entry ID.
+func Publish(ctx context.Context, c redis.Cmdable, stream string, values map[string]string) (string, error) {
+	fields := make(map[string]string, len(values)+len(traceFields))
+	for k, v := range values {
+		fields[k] = v
+	}
+	InjectTrace(ctx, fields)
+	args := make(map[string]any, len(fields))
+	for k, v := range fields {
+		args[k] = v
 	}
 	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: args}).Result()
 	if err != nil {
@@ -35,11 +61,16 @@ func Publish(ctx context.Context, c redis.Cmdable, stream string, values map[str
 }
 
 // ExtractTrace returns ctx carrying the remote span context of an entry's
-// traceparent, if it has one.
+// trace fields, read through the global propagator, if it has them.
 func ExtractTrace(ctx context.Context, values map[string]string) context.Context {
-	tp, ok := values[TraceparentField]
-	if !ok {
+	if _, ok := values[TraceparentField]; !ok {
 		return ctx
 	}
-	return traceContext.Extract(ctx, propagation.MapCarrier{TraceparentField: tp})
+	carrier := propagation.MapCarrier{}
+	for _, k := range traceFields {
+		if v, ok := values[k]; ok {
+			carrier[k] = v
+		}
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, carrier)
 }

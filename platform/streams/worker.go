@@ -36,6 +36,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"galaxy/platform/crashpoint"
@@ -294,20 +295,24 @@ func (w *Worker) process(ctx context.Context, m redis.XMessage, deliveries int64
 		return
 	}
 	hctx, span := startSpan(ctx, msg)
+	defer span.End()
 	err := w.handleWhileUnavailable(hctx, msg)
-	span.End()
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		crashpoint.Here("streams.before-ack", w.Group)
 		if aerr := w.Client.XAck(ctx, w.Stream, w.Group, m.ID).Err(); aerr != nil {
-			w.Logger.Warn("ack failed; the entry will be delivered again", "stream", w.Stream, "id", m.ID, "err", aerr)
+			w.Logger.WarnContext(hctx, "ack failed; the entry will be delivered again", "stream", w.Stream, "id", m.ID, "err", aerr)
 		}
 		w.Metrics.observe(w.Stream, "handled")
 	case IsPermanent(err), deliveries >= w.MaxDeliveries:
-		w.deadLetter(ctx, msg, err)
+		w.deadLetter(hctx, msg, err)
 	default:
 		w.Metrics.observe(w.Stream, "retried")
-		w.Logger.Warn("handler failed; will retry", "stream", w.Stream, "id", m.ID, "delivery", deliveries, "err", err)
+		w.Logger.WarnContext(hctx, "handler failed; will retry", "stream", w.Stream, "id", m.ID, "delivery", deliveries, "err", err)
 	}
 }
 
@@ -531,7 +536,7 @@ func (w *Worker) handleWhileUnavailable(ctx context.Context, msg Message) error 
 			return err
 		}
 		if attempt == 1 || attempt%10 == 0 {
-			w.Logger.Warn("dependency unavailable; retrying the entry in place", "stream", w.Stream, "id", msg.ID,
+			w.Logger.WarnContext(ctx, "dependency unavailable; retrying the entry in place", "stream", w.Stream, "id", msg.ID,
 				"attempt", attempt, "err", err)
 		}
 		w.Metrics.observe(w.Stream, "unavailable")
@@ -543,7 +548,7 @@ func (w *Worker) handleWhileUnavailable(ctx context.Context, msg Message) error 
 func (w *Worker) safeHandle(ctx context.Context, msg Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			w.Logger.Error("handler panicked", "stream", w.Stream, "id", msg.ID, "panic", r, "stack", string(debug.Stack()))
+			w.Logger.ErrorContext(ctx, "handler panicked", "stream", w.Stream, "id", msg.ID, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
@@ -569,11 +574,11 @@ func (w *Worker) deadLetter(ctx context.Context, msg Message, cause error) {
 		return nil
 	})
 	if err != nil {
-		w.Logger.Error("dead-letter failed; the entry stays pending", "stream", w.Stream, "id", msg.ID, "err", err)
+		w.Logger.ErrorContext(ctx, "dead-letter failed; the entry stays pending", "stream", w.Stream, "id", msg.ID, "err", err)
 		return
 	}
 	w.Metrics.observe(w.Stream, "dead_lettered")
-	w.Logger.Warn("entry dead-lettered", "stream", w.Stream, "id", msg.ID, "deliveries", msg.Deliveries, "err", cause)
+	w.Logger.WarnContext(ctx, "entry dead-lettered", "stream", w.Stream, "id", msg.ID, "deliveries", msg.Deliveries, "err", cause)
 }
 
 func stringValues(in map[string]any) map[string]string {

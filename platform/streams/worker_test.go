@@ -226,6 +226,7 @@ func runStuckConsumer(addr, stream string) {
 }
 
 func TestTraceparentTravelsWithTheEntry(t *testing.T) {
+	usePropagator(t)
 	c := redisClient(t)
 	ctx := context.Background()
 	stream := uniqueStream(t)

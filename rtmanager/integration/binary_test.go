@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -173,6 +174,22 @@ func TestBinaryBoundary(t *testing.T) {
 	})
 	if last.Value("rtmanager_backlog_read_errors_total") != 0 || last.Value("stream_backlog_read_errors_total") != 0 {
 		t.Errorf("backlog reads failed: %v", last)
+	}
+	// The one game of this manager's database ended failed, and the daemon
+	// it used answered.
+	games := map[string]float64{}
+	for series, v := range last {
+		if strings.HasPrefix(series, "rtmanager_games{") {
+			games[series] = v
+		}
+	}
+	wantGames := map[string]float64{
+		`rtmanager_games{state="starting"}`: 0, `rtmanager_games{state="running"}`: 0,
+		`rtmanager_games{state="unhealthy"}`: 0, `rtmanager_games{state="stopped"}`: 0,
+		`rtmanager_games{state="failed"}`: 1,
+	}
+	if !maps.Equal(games, wantGames) || last.Value("rtmanager_docker_up") != 1 {
+		t.Errorf("games by state %v and rtmanager_docker_up %v, want %v and 1", games, last.Value("rtmanager_docker_up"), wantGames)
 	}
 	if _, err := r.api.Runtime(ctx, "no-such-game"); !isAPIError(err, http.StatusNotFound, "not_found") {
 		t.Errorf("GET unknown runtime: %v", err)

@@ -21,7 +21,10 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"galaxy/platform/crashpoint"
 	"galaxy/platform/database"
@@ -212,8 +215,7 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 		Kind: o.kind, JobID: o.jobID, EntryID: o.entryID, GameID: o.gameID, ImageRef: o.imageRef,
 		Outcome: o.result, ErrorCode: o.code, ErrorMessage: o.message, ContainerID: o.containerID, FinishedAt: now,
 	}
-	trace := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, trace)
+	recordOutcome(ctx, o)
 	result := map[string]string{
 		"job_id":         o.jobID,
 		"job_kind":       o.kind,
@@ -229,13 +231,16 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 		result["error_code"] = o.code
 		result["error_message"] = o.message
 	}
-	addTrace(result, trace)
+	// The job's span (its failure recorded) is the parent of what the
+	// result and intent cause downstream; the outbox stores the context
+	// with the entries, as the propagator wrote it.
+	streams.InjectTrace(ctx, result)
 	entries := []store.OutboxEntry{{DedupKey: r.resultKey(o.kind, o.jobID), Stream: r.Cfg.JobResultsStream, Fields: result}}
 	if o.kind == KindStart && o.result == Failed {
 		entries = append(entries, store.OutboxEntry{
 			DedupKey: r.intentKey(o.kind, o.jobID),
 			Stream:   r.Cfg.IntentsStream,
-			Fields:   intentFields(r.Cfg.Instance, o, now, trace),
+			Fields:   intentFields(ctx, r.Cfg.Instance, o, now),
 		})
 	}
 	crashpoint.Here("rtmanager.job.before-commit")
@@ -249,9 +254,9 @@ func (r *Runner) finish(ctx context.Context, o outcome) error {
 		log := r.Logger.With("kind", o.kind, "job_id", o.jobID, "game_id", o.gameID, "outcome", o.result,
 			"duration", now.Sub(o.attemptedAt).String())
 		if o.result == Failed {
-			log.Warn("job failed", "error_code", o.code, "error_message", o.message)
+			log.WarnContext(ctx, "job failed", "error_code", o.code, "error_message", o.message)
 		} else {
-			log.Info("job succeeded", "container_id", o.containerID)
+			log.InfoContext(ctx, "job succeeded", "container_id", o.containerID)
 		}
 	}
 	if err := r.Outbox.PublishKeys(ctx, r.resultKey(o.kind, o.jobID), r.intentKey(o.kind, o.jobID)); err != nil {
@@ -271,7 +276,7 @@ type IntentPayload struct {
 }
 
 // intentFields builds the runtime.<code> admin intent (CONTRACTS §3).
-func intentFields(instance string, o outcome, now time.Time, trace propagation.MapCarrier) map[string]string {
+func intentFields(ctx context.Context, instance string, o outcome, now time.Time) map[string]string {
 	payload, _ := json.Marshal(IntentPayload{
 		GameID: o.gameID, ImageRef: o.imageRef, ErrorCode: o.code, ErrorMessage: o.message,
 		AttemptedAtMS: o.attemptedAt.UnixMilli(),
@@ -287,14 +292,47 @@ func intentFields(instance string, o outcome, now time.Time, trace propagation.M
 		// instance keeps two deployments' equal job IDs apart.
 		"idempotency_key": "runtime:" + instance + "/" + o.jobID,
 	}
-	addTrace(f, trace)
+	streams.InjectTrace(ctx, f)
 	return f
 }
 
-func addTrace(f map[string]string, trace propagation.MapCarrier) {
-	if tp := trace.Get("traceparent"); tp != "" {
-		f["traceparent"] = tp
+// tracerName names the runner's spans' instrumentation scope.
+const tracerName = "galaxy/rtmanager/runner"
+
+// jobSpan starts the span of one job, a child of the stream worker's
+// consume span: the span a failed job's failure is recorded on.
+func jobSpan(ctx context.Context, kind string, msg streams.Message) (context.Context, trace.Span) {
+	return otel.Tracer(tracerName).Start(ctx, kind+" job",
+		trace.WithAttributes(attribute.String("galaxy.job.kind", kind), attribute.String("messaging.message.id", msg.ID)))
+}
+
+// endJobSpan records err — an infrastructure failure the entry is
+// delivered again for — on span and ends it.
+func endJobSpan(span trace.Span, err error) error {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 	}
+	span.End()
+	return err
+}
+
+// recordOutcome puts the outcome on the job's span: a failed job (one of
+// the contract's error codes) is an error of the span, with the code as
+// error.type and the operator-readable message as the exception.
+func recordOutcome(ctx context.Context, o outcome) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(
+		attribute.String("galaxy.job.id", o.jobID),
+		attribute.String("galaxy.game.id", o.gameID),
+		attribute.String("galaxy.job.outcome", o.result),
+	)
+	if o.result != Failed {
+		return
+	}
+	span.SetAttributes(attribute.String("error.type", o.code))
+	span.RecordError(errors.New(o.message), trace.WithAttributes(attribute.String("error.type", o.code)))
+	span.SetStatus(codes.Error, o.code+": "+o.message)
 }
 
 // retryable reports whether err is an infrastructure failure worth another

@@ -21,7 +21,8 @@ import (
 // HandleStart is the streams.Handler of the start job stream.
 func (r *Runner) HandleStart(ctx context.Context, msg streams.Message) error {
 	defer r.track()()
-	return infrastructure(r.handleStart(ctx, msg))
+	ctx, span := jobSpan(ctx, KindStart, msg)
+	return endJobSpan(span, infrastructure(r.handleStart(ctx, msg)))
 }
 
 func (r *Runner) handleStart(ctx context.Context, msg streams.Message) error {
@@ -95,7 +96,7 @@ func (r *Runner) start(ctx context.Context, deliveries int64, job jobspec.StartJ
 		if r.retryable(ctx, deliveries, cause) {
 			return cause
 		}
-		log.Info("start step failed", "error_code", code, "error_class", docker.Class(cause))
+		log.InfoContext(ctx, "start step failed", "error_code", code, "error_class", docker.Class(cause))
 		o := base
 		o.result, o.code, o.message = Failed, code, cause.Error()
 		failed := rt

@@ -21,7 +21,8 @@ import (
 // Stopping a game that has no container succeeds: the wanted end state holds.
 func (r *Runner) HandleStop(ctx context.Context, msg streams.Message) error {
 	defer r.track()()
-	return infrastructure(r.handleStop(ctx, msg))
+	ctx, span := jobSpan(ctx, KindStop, msg)
+	return endJobSpan(span, infrastructure(r.handleStop(ctx, msg)))
 }
 
 func (r *Runner) handleStop(ctx context.Context, msg streams.Message) error {

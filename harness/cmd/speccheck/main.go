@@ -40,7 +40,7 @@ import (
 // areas are the labels that name an area of the suite.
 var areas = []string{
 	speclabel.Boundary, speclabel.Runtime, speclabel.Notification, speclabel.Mail,
-	speclabel.HostileInput, speclabel.Security, speclabel.Resilience,
+	speclabel.HostileInput, speclabel.Security, speclabel.Resilience, speclabel.Operator,
 }
 
 var failureKinds = []string{speclabel.ImagePullFailed, speclabel.ContainerStartFailed, speclabel.StartConfigInvalid}

@@ -61,8 +61,12 @@ func main() {
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 
-	shutdownTelemetry, err := telemetry.Setup(ctx, "mail")
-	lifecycle.Exit(logger, err)
+	reg := prometheus.NewRegistry()
+	shutdownTelemetry, err := telemetry.Setup(ctx, "mail", reg)
+	if err != nil {
+		logger.Error("telemetry", "err", err)
+		os.Exit(config.ExitCodeInvalidConfig)
+	}
 	defer func() { _ = shutdownTelemetry(context.Background()) }()
 
 	pool, err := database.Open(ctx, "mail", cfg.PostgresDSN, migrations.FS, logger)
@@ -81,13 +85,13 @@ func main() {
 	})
 	defer rdb.Close()
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	intakeMetrics := intake.NewMetrics(reg)
 	streamMetrics := streams.NewMetrics(reg)
 	streams.RegisterBacklog(reg, rdb, logger, streams.Group{Stream: cfg.CommandsStream, Group: intake.Group})
 
 	st := store.New(pool)
+	st.RegisterMetrics(reg)
 	backlog.Register(reg, st, logger)
 	batch, concurrency := 256, 1
 	if cfg.SMTPMode == modeSMTP {

@@ -48,8 +48,12 @@ func main() {
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 
-	shutdownTelemetry, err := telemetry.Setup(ctx, "notification")
-	lifecycle.Exit(logger, err)
+	reg := prometheus.NewRegistry()
+	shutdownTelemetry, err := telemetry.Setup(ctx, "notification", reg)
+	if err != nil {
+		logger.Error("telemetry", "err", err)
+		os.Exit(config.ExitCodeInvalidConfig)
+	}
 	defer func() { _ = shutdownTelemetry(context.Background()) }()
 
 	pool, err := database.Open(ctx, "notification", cfg.PostgresDSN, migrations.FS, logger)
@@ -68,7 +72,6 @@ func main() {
 	})
 	defer rdb.Close()
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatch.NewMetrics(reg)
 	streamMetrics := streams.NewMetrics(reg)

@@ -46,8 +46,12 @@ func main() {
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 
-	shutdownTelemetry, err := telemetry.Setup(ctx, "rtmanager")
-	lifecycle.Exit(logger, err)
+	reg := prometheus.NewRegistry()
+	shutdownTelemetry, err := telemetry.Setup(ctx, "rtmanager", reg)
+	if err != nil {
+		logger.Error("telemetry", "err", err)
+		os.Exit(config.ExitCodeInvalidConfig)
+	}
 	defer func() { _ = shutdownTelemetry(context.WithoutCancel(ctx)) }()
 
 	pool, err := database.Open(ctx, "rtmanager", cfg.PostgresDSN, migrations.FS, logger)
@@ -59,7 +63,6 @@ func main() {
 	lifecycle.Exit(logger, err)
 	defer dc.Close()
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	st := store.New(pool)
@@ -118,7 +121,7 @@ func main() {
 	srv.AddCheck("docker_network", engine.CheckNetwork)
 	api.Register(srv, st)
 	api.RegisterInFlight(srv, st, run)
-	backlog.Register(reg, run, st, logger)
+	backlog.Register(reg, backlog.Sources{Jobs: run, Store: st, Docker: engine}, logger)
 	if err := srv.Listen(); err != nil {
 		lifecycle.Exit(logger, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err))
 	}

@@ -35,7 +35,8 @@ func main() {
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 
-	shutdownTelemetry, err := telemetry.Setup(ctx, "userservice")
+	reg := prometheus.NewRegistry()
+	shutdownTelemetry, err := telemetry.Setup(ctx, "userservice", reg)
 	if err != nil {
 		logger.Error("telemetry", "err", err)
 		os.Exit(config.ExitCodeInvalidConfig)
@@ -44,7 +45,6 @@ func main() {
 	lifecycle.Exit(logger, err)
 	defer pool.Close()
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(cfg.HTTPAddr.String(), logger, cfg.InternalAPIToken, reg)
 	srv.AddCheck("postgres", database.Check(pool))
