@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
 
 	"galaxy/notification/dispatch"
 	"galaxy/notification/intent"
@@ -85,9 +84,12 @@ func (in *Intake) init() {
 // too large to record returns a permanent error (dead letter).
 func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 	in.init()
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	j := &job{msg: msg, traceparent: carrier.Get(streams.TraceparentField), done: make(chan error, 1)}
+	// The consume span's context, through the configured propagator as the
+	// streams carry it; only its traceparent is stored (tracestate does not
+	// survive the PostgreSQL hop: docs/notification.md).
+	trace := map[string]string{}
+	streams.InjectTrace(ctx, trace)
+	j := &job{msg: msg, traceparent: trace[streams.TraceparentField], done: make(chan error, 1)}
 	select {
 	case in.jobs <- j:
 	case <-ctx.Done():
