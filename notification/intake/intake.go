@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-
 	"galaxy/notification/dispatch"
 	"galaxy/notification/intent"
 	"galaxy/notification/routing"
