@@ -51,6 +51,9 @@ type Span struct {
 	// Status is "UNSET", "OK" or "ERROR"; StatusMessage its description.
 	Status, StatusMessage string
 	Events                []SpanEvent
+	// TraceState is the span's W3C tracestate, as a child inherits it from
+	// its parent.
+	TraceState string
 }
 
 // SpanEvent is an event of a span (RecordError adds "exception").
@@ -240,6 +243,7 @@ func convertSpan(service string, s *tracepb.Span) Span {
 		Attributes:    attributes(s.GetAttributes()),
 		Status:        strings.TrimPrefix(s.GetStatus().GetCode().String(), "STATUS_CODE_"),
 		StatusMessage: s.GetStatus().GetMessage(),
+		TraceState:    s.GetTraceState(),
 	}
 	if p := s.GetParentSpanId(); len(p) > 0 {
 		out.ParentSpanID = hex.EncodeToString(p)

@@ -91,6 +91,27 @@ func expectParentsInTrace(spans []harness.Span, rootParent string) {
 	}
 }
 
+// mailCommand is the fields of the one entry of p's mail command stream
+// with the idempotency key key.
+func mailCommand(ctx context.Context, p *harness.Pipeline, key string) map[string]string {
+	GinkgoHelper()
+	entries, err := p.Redis.XRange(ctx, p.Streams.MailCommands, "-", "+").Result()
+	Expect(err).NotTo(HaveOccurred())
+	var found []map[string]string
+	for _, e := range entries {
+		if e.Values["idempotency_key"] != key {
+			continue
+		}
+		fields := map[string]string{}
+		for k, v := range e.Values {
+			fields[k], _ = v.(string)
+		}
+		found = append(found, fields)
+	}
+	Expect(found).To(HaveLen(1), "one mail command with idempotency_key %s", key)
+	return found[0]
+}
+
 func describeSpans(spans []harness.Span) string {
 	var b strings.Builder
 	for _, s := range spans {
@@ -100,14 +121,20 @@ func describeSpans(spans []harness.Span) string {
 }
 
 var _ = traceArea.Describe("trace", func() {
-	It("makes one failed start one trace Runtime Manager → Notification → Mail, the failure on the start job's span",
+	It("makes one failed start one trace Runtime Manager → Notification → Mail, the failure on the start job's span, the producer's tracestate and baggage carried to the last hop",
 		Label(speclabel.ImagePullFailed), behaviors.Proves("contract.streams.traceparent"),
 		func(ctx SpecContext) {
 			tp := startTracedPipeline(ctx)
 			gameID := uniqueGameID()
 			header, traceID, upstream := newTraceparent()
+			// A producer's vendor entry and one baggage member (one, so
+			// that its written form is exact: a propagator orders several
+			// members as it likes).
+			const tracestate = "lobby=t61rcWkgMzE"
+			bag := "lobby.request_id=" + harness.UniqueName("req")
 			_, err := tp.PublishStartJob(ctx, map[string]string{
-				"game_id": gameID, "image_ref": framework.Infra().MissingImage, "traceparent": header,
+				"game_id": gameID, "image_ref": framework.Infra().MissingImage,
+				"traceparent": header, "tracestate": tracestate, "baggage": bag,
 			})
 			Expect(err).NotTo(HaveOccurred())
 
@@ -139,6 +166,23 @@ var _ = traceArea.Describe("trace", func() {
 			Expect(mailIntake.Kind).To(Equal("CONSUMER"))
 			Expect(send.Kind).To(Equal("CLIENT"))
 			Expect(send.Attributes).To(HaveKeyWithValue("galaxy.mail.attempt", "1"))
+
+			By("the producer's tracestate on every span, through both services' PostgreSQL records")
+			for _, s := range spans {
+				Expect(s.TraceState).To(Equal(tracestate), "%s span %q", s.Service, s.Name)
+			}
+
+			By("the intent and the mail command carrying the producer's tracestate and baggage")
+			intents, err := tp.IntentsForGame(ctx, gameID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(intents).To(HaveLen(1))
+			Expect(intents[0].Fields).To(HaveKeyWithValue("tracestate", tracestate))
+			Expect(intents[0].Fields).To(HaveKeyWithValue("baggage", bag))
+			Expect(intents[0].Fields).To(HaveKeyWithValue("traceparent", HavePrefix("00-"+traceID+"-"+job.SpanID)))
+			command := mailCommand(ctx, tp.Pipeline, harness.AdminRouteKey(intents[0].EntryID, traceAdmin))
+			Expect(command).To(HaveKeyWithValue("tracestate", tracestate))
+			Expect(command).To(HaveKeyWithValue("baggage", bag))
+			Expect(command).To(HaveKeyWithValue("traceparent", HavePrefix("00-"+traceID+"-"+dispatch.SpanID)))
 
 			By("no User Service call in it: an admin intent's recipients come from configuration")
 			for _, s := range spans {

@@ -99,6 +99,22 @@ func TestAlertExpressionsSelectWhatTheyShould(t *testing.T) {
 			want: map[int]map[string]float64{20: {`{instance="a", job="mail"}`: 10}},
 		},
 		{
+			// A loop failing while Docker answers fires, by loop; the same
+			// failures with Docker unreachable are GalaxyDockerUnreachable's,
+			// and a loop whose errors stopped growing is quiet.
+			alert: "GalaxyRuntimeLoopFailing",
+			series: []string{
+				`rtmanager_loop_errors_total{job="rtmanager",instance="a",loop="inspect"} 0+1x30`,
+				`rtmanager_loop_errors_total{job="rtmanager",instance="a",loop="probe"} 0x30`,
+				`rtmanager_docker_up{job="rtmanager",instance="a"} 1x30`,
+				`rtmanager_loop_errors_total{job="rtmanager",instance="b",loop="inspect"} 0+1x30`,
+				`rtmanager_docker_up{job="rtmanager",instance="b"} 0x30`,
+				`rtmanager_loop_errors_total{job="rtmanager",instance="c",loop="cleanup"} 0+1x5 5x25`,
+				`rtmanager_docker_up{job="rtmanager",instance="c"} 1x30`,
+			},
+			want: map[int]map[string]float64{20: {`{instance="a", job="rtmanager", loop="inspect"}`: 10}},
+		},
+		{
 			alert:  "GalaxyDockerReachabilityUnknown",
 			series: []string{`rtmanager_jobs_running{job="rtmanager",instance="a"} 0x30`},
 			want:   map[int]map[string]float64{10: {`{}`: 1}},

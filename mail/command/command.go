@@ -24,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/language"
+
+	"galaxy/platform/streams"
 )
 
 // Payload modes.
@@ -117,14 +119,14 @@ const (
 	FieldRequestedAtMS     = "requested_at_ms"
 )
 
-// streamFields are the fields a stream entry may carry. The trace context is
-// added by producers' stream clients and is not part of the command.
+// streamFields are the command's fields of a stream entry. The trace fields
+// (streams.TraceFields) are accepted beside them: producers' stream clients
+// add them, and they are the entry's trace, not part of the command.
 var streamFields = map[string]bool{
 	FieldSource: true, FieldPayloadMode: true, FieldTemplateID: true, FieldLocale: true,
 	FieldTemplateVariables: true, FieldSubject: true, FieldTextBody: true, FieldHTMLBody: true,
 	FieldTo: true, FieldCc: true, FieldBcc: true, FieldReplyTo: true,
 	FieldIdempotencyKey: true, FieldRequestedAtMS: true,
-	"traceparent": true, "tracestate": true,
 }
 
 // FromStream decodes the fields of one stream entry. An empty optional field
@@ -132,7 +134,7 @@ var streamFields = map[string]bool{
 // contract, and a misspelt optional field would otherwise vanish silently.
 func FromStream(values map[string]string) (Command, error) {
 	for k := range values {
-		if !streamFields[k] {
+		if !streamFields[k] && !streams.IsTraceField(k) {
 			return Command{}, fieldErr(k, "unknown field")
 		}
 	}

@@ -18,6 +18,8 @@ func validStream() map[string]string {
 		"idempotency_key":         "notification:1-0/email:email:ops@example.com",
 		"requested_at_ms":         "1700000000000",
 		"traceparent":             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"tracestate":              "vendor=abc",
+		"baggage":                 "tenant=t1",
 	}
 }
 

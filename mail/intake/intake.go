@@ -231,7 +231,7 @@ func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 // attempts continue, and, with an Inline transport, the inline send.
 func (in *Intake) Prepare(ctx context.Context, cmd command.Command, entryID string) store.NewDelivery {
 	d := Prepare(in.Catalog, cmd, entryID)
-	d.TraceContext = store.TraceContextOf(ctx)
+	d.TraceContext = streams.EncodeTrace(ctx)
 	if in.Inline != nil {
 		complete(in.Inline, &d)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"galaxy/platform/streams"
 )
 
 // Claimed is a delivery a sender has taken for one attempt.
@@ -244,7 +246,7 @@ SET status = $2, sequence = sequence + 1, attempt_count = 0,
     resolved_locale = $5, subject = $6, text_body = $7, html_body = $8,
     trace_context = $9, updated_at = now()
 WHERE delivery_id = $1`, id, status, p.FailCode, p.FailMessage, p.ResolvedLocale, p.Subject, p.TextBody, p.HTMLBody,
-		TraceContextOf(ctx)) // the new sequence's attempts belong to the resend's trace
+		streams.EncodeTrace(ctx)) // the new sequence's attempts belong to the resend's trace
 	if err != nil {
 		return Delivery{}, fmt.Errorf("resend %s: %w", id, err)
 	}

@@ -116,7 +116,7 @@ type Delivery struct {
 	ClaimedAt     *time.Time
 	ClaimToken    string
 	// TraceContext is the trace the delivery's attempts continue
-	// (TraceContextOf; "" for none).
+	// (streams.EncodeTrace; "" for none).
 	TraceContext string
 }
 
@@ -175,7 +175,7 @@ type NewDelivery struct {
 	// (stub mode completes its no-op attempt before the insert).
 	Attempts []Attempt
 	SentAt   time.Time
-	// TraceContext is the creator's trace (TraceContextOf).
+	// TraceContext is the creator's trace (streams.EncodeTrace).
 	TraceContext string
 }
 

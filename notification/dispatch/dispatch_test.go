@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 type fixture struct {
+	pool    *pgxpool.Pool
 	st      *store.Store
 	rdb     *redis.Client
 	stream  string
@@ -58,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(pool.Close)
 	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr, Protocol: 2, DisableIdentity: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &fixture{st: store.New(pool), rdb: rdb, stream: "mail:delivery_commands:" + harness.UniqueSuffix(),
+	return &fixture{pool: pool, st: store.New(pool), rdb: rdb, stream: "mail:delivery_commands:" + harness.UniqueSuffix(),
 		metrics: dispatch.NewMetrics(prometheus.NewRegistry())}
 }
 

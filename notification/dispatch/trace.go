@@ -17,8 +17,8 @@ import (
 const tracerName = "galaxy/notification/dispatch"
 
 // traces are the spans of one hand-off attempt: one dispatch span per
-// intent that was recorded with a trace context (the stored traceparent of
-// its intent's consume span), so the User Service call and the mail
+// intent that was recorded with a trace context (its intent's consume span,
+// with the producer's tracestate and baggage), so the User Service call and the mail
 // commands of a route join the trace of its intent even when the hand-off
 // runs later, from PostgreSQL (a retry). An intent recorded without a
 // trace context gets no span: its mail commands carry no trace field, as
@@ -40,10 +40,10 @@ func startTraces(ctx context.Context, routes []store.PendingRoute, mailStream st
 	t := &traces{base: ctx, byIntent: map[string]intentSpan{}}
 	tracer := otel.Tracer(tracerName)
 	for _, r := range routes {
-		if _, ok := t.byIntent[r.IntentID]; ok || r.Traceparent == "" {
+		if _, ok := t.byIntent[r.IntentID]; ok || r.TraceContext == "" {
 			continue
 		}
-		parent := streams.ExtractTrace(ctx, map[string]string{streams.TraceparentField: r.Traceparent})
+		parent := streams.DecodeTrace(ctx, r.TraceContext)
 		if !trace.SpanContextFromContext(parent).IsValid() {
 			continue // a stored value the propagator cannot read
 		}

@@ -16,8 +16,10 @@ import (
 )
 
 const (
-	tracedParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	tracedID     = "4bf92f3577b34da6a3ce929d0e0e4736"
+	// tracedContext is an intent's stored trace (streams.EncodeTrace) with
+	// a producer's tracestate and baggage.
+	tracedContext = `{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"vendor=abc","baggage":"tenant=t1"}`
+	tracedID      = "4bf92f3577b34da6a3ce929d0e0e4736"
 )
 
 func recordSpans(t *testing.T) *tracetest.SpanRecorder {
@@ -25,7 +27,7 @@ func recordSpans(t *testing.T) *tracetest.SpanRecorder {
 	rec := tracetest.NewSpanRecorder()
 	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
 	return rec
 }
@@ -35,13 +37,20 @@ func recordSpans(t *testing.T) *tracetest.SpanRecorder {
 func TestDispatchSpansFollowTheStoredTraceContext(t *testing.T) {
 	rec := recordSpans(t)
 	routes := []store.PendingRoute{
-		{IntentID: "1-0", RouteID: "email:user:u1", UserID: "u1", NotificationType: "lobby.game_starting", Traceparent: tracedParent},
-		{IntentID: "1-0", RouteID: "email:user:u2", UserID: "u2", NotificationType: "lobby.game_starting", Traceparent: tracedParent},
+		{IntentID: "1-0", RouteID: "email:user:u1", UserID: "u1", NotificationType: "lobby.game_starting", TraceContext: tracedContext},
+		{IntentID: "1-0", RouteID: "email:user:u2", UserID: "u2", NotificationType: "lobby.game_starting", TraceContext: tracedContext},
 		{IntentID: "2-0", RouteID: "email:email:a@example.com", NotificationType: "runtime.image_pull_failed"},
 	}
 	tr := startTraces(context.Background(), routes, "mail:delivery_commands")
 	if sc := trace.SpanContextFromContext(tr.resolveContext(routes)); sc.TraceID().String() != tracedID {
 		t.Errorf("the resolve call of one intent's users runs in trace %s, want the intent's %s", sc.TraceID(), tracedID)
+	}
+	// The producer's tracestate and baggage, stored with the intent, ride
+	// on to the mail commands.
+	traced := map[string]string{}
+	otel.GetTextMapPropagator().Inject(tr.of("1-0"), propagation.MapCarrier(traced))
+	if traced["tracestate"] != "vendor=abc" || traced["baggage"] != "tenant=t1" {
+		t.Errorf("a traced intent's commands get trace fields %v, want tracestate vendor=abc and baggage tenant=t1", traced)
 	}
 	fields := map[string]string{}
 	otel.GetTextMapPropagator().Inject(tr.of("2-0"), propagation.MapCarrier(fields))
@@ -83,8 +92,8 @@ func TestSharedResolveCallIsLinkedToEachIntent(t *testing.T) {
 	rec := recordSpans(t)
 	other := "00-11111111111111111111111111111111-2222222222222222-01"
 	routes := []store.PendingRoute{
-		{IntentID: "1-0", UserID: "u1", NotificationType: "lobby.game_starting", Traceparent: tracedParent},
-		{IntentID: "2-0", UserID: "u2", NotificationType: "lobby.game_starting", Traceparent: other},
+		{IntentID: "1-0", UserID: "u1", NotificationType: "lobby.game_starting", TraceContext: tracedContext},
+		{IntentID: "2-0", UserID: "u2", NotificationType: "lobby.game_starting", TraceContext: `{"traceparent":"` + other + `"}`},
 	}
 	tr := startTraces(context.Background(), routes, "mail:delivery_commands")
 	sc := trace.SpanContextFromContext(tr.resolveContext(routes))

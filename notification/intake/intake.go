@@ -55,9 +55,9 @@ type Intake struct {
 }
 
 type job struct {
-	msg         streams.Message
-	traceparent string
-	done        chan error
+	msg          streams.Message
+	traceContext string
+	done         chan error
 }
 
 func (in *Intake) init() {
@@ -84,11 +84,9 @@ func (in *Intake) init() {
 func (in *Intake) Handle(ctx context.Context, msg streams.Message) error {
 	in.init()
 	// The consume span's context, through the configured propagator as the
-	// streams carry it; only its traceparent is stored (tracestate does not
-	// survive the PostgreSQL hop: docs/notification.md).
-	trace := map[string]string{}
-	streams.InjectTrace(ctx, trace)
-	j := &job{msg: msg, traceparent: trace[streams.TraceparentField], done: make(chan error, 1)}
+	// streams carry it, is stored with the intent: its hand-off, maybe a
+	// retry from PostgreSQL, continues the trace.
+	j := &job{msg: msg, traceContext: streams.EncodeTrace(ctx), done: make(chan error, 1)}
 	select {
 	case in.jobs <- j:
 	case <-ctx.Done():
@@ -265,7 +263,7 @@ func (in *Intake) decode(j *job) (store.NewNotification, error) {
 			NotificationType: intent.Sanitize(values[intent.FieldType], limit),
 			Producer:         intent.Sanitize(values[intent.FieldProducer], limit),
 			AudienceKind:     intent.Sanitize(values[intent.FieldAudienceKind], limit),
-			Traceparent:      intent.Sanitize(j.traceparent, limit),
+			TraceContext:     j.traceContext,
 			Status:           routing.StatusRejected,
 			Reason:           err.Error(),
 			RawFields:        intent.RawFields(values),
@@ -280,7 +278,7 @@ func (in *Intake) decode(j *job) (store.NewNotification, error) {
 		PayloadJSON:      it.PayloadJSON,
 		OccurredAtMS:     it.OccurredAtMS,
 		IdempotencyKey:   it.IdempotencyKey,
-		Traceparent:      j.traceparent,
+		TraceContext:     j.traceContext,
 		Status:           routing.StatusPending,
 	}
 	routes, skip := routing.Plan(id, it, in.Admins)

@@ -23,6 +23,10 @@ func TestAdminIntentBecomesOneMailCommandPerAddress(t *testing.T) {
 	values := adminIntent("runtime.image_pull_failed", "game-1")
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	values["traceparent"] = traceparent
+	// A producer's tracestate and baggage ride on with the trace, through
+	// the intent's record in PostgreSQL, to every mail command.
+	values["tracestate"] = "vendor=abc"
+	values["baggage"] = "galaxy.game_id=game-1"
 	id := s.publish(t, values)
 
 	n := s.waitStatus(t, id, 15*time.Second, "routed")
@@ -60,6 +64,8 @@ func TestAdminIntentBecomesOneMailCommandPerAddress(t *testing.T) {
 			"idempotency_key":         "notification:" + id + "/email:email:" + addr,
 			"requested_at_ms":         v["requested_at_ms"],
 			"traceparent":             v["traceparent"],
+			"tracestate":              "vendor=abc",
+			"baggage":                 "galaxy.game_id=game-1",
 		}
 		if len(v) != len(want) {
 			t.Errorf("command for %s has fields %v, want exactly %v", addr, keys(v), keys(want))

@@ -24,7 +24,9 @@ type PendingRoute struct {
 	MaybeSentSinceMS int64
 	NotificationType string
 	PayloadJSON      string
-	Traceparent      string
+	// TraceContext is the intent's consume span (streams.EncodeTrace), ""
+	// when the intent had no trace.
+	TraceContext string
 	// IntentAtMS is when the intent entered its stream (its entry ID).
 	IntentAtMS int64
 }
@@ -86,7 +88,7 @@ func (s *Store) HandOffDue(ctx context.Context, now time.Time, limit int, fn Han
 // never-attempted routes count as due).
 const routeColumnsSQL = `r.intent_id, r.route_id, coalesce(r.user_id, ''), coalesce(r.recipient, ''), r.idempotency_key,
 	r.attempts, coalesce(r.maybe_sent_since_ms, 0), n.notification_type, coalesce(n.payload_json, '{}'),
-	coalesce(n.traceparent, ''), n.id_ms, r.status, coalesce(r.reason, ''), coalesce(r.next_attempt_at_ms, 0),
+	coalesce(n.trace_context, CASE WHEN n.traceparent IS NOT NULL THEN json_build_object('traceparent', n.traceparent)::text END, ''), n.id_ms, r.status, coalesce(r.reason, ''), coalesce(r.next_attempt_at_ms, 0),
 	(r.status = 'pending' AND (r.next_attempt_at_ms <= $2 OR ($3 AND r.attempts = 0))) AS due`
 
 // handOff runs one hand-off transaction: lock notifications and read all
@@ -115,7 +117,7 @@ func (s *Store) handOff(ctx context.Context, now time.Time, fn HandOffFunc, sele
 		isDue  bool
 	)
 	_, err = pgx.ForEachRow(rows, []any{&p.IntentID, &p.RouteID, &p.UserID, &p.Recipient, &p.IdempotencyKey,
-		&p.Attempts, &p.MaybeSentSinceMS, &p.NotificationType, &p.PayloadJSON, &p.Traceparent, &p.IntentAtMS,
+		&p.Attempts, &p.MaybeSentSinceMS, &p.NotificationType, &p.PayloadJSON, &p.TraceContext, &p.IntentAtMS,
 		&st.Status, &st.Reason, &st.next, &isDue}, func() error {
 		if _, ok := states[p.IntentID]; !ok {
 			states[p.IntentID] = map[string]*state{}

@@ -60,7 +60,8 @@ type NewNotification struct {
 	PayloadJSON    string
 	OccurredAtMS   int64 // 0: unknown (rejected)
 	IdempotencyKey string
-	Traceparent    string
+	// TraceContext is the intent's consume span (streams.EncodeTrace).
+	TraceContext string
 	// Status is pending (Routes is not empty), skipped or rejected.
 	Status    string
 	Reason    string
@@ -146,7 +147,7 @@ func (s *Store) Record(ctx context.Context, batch []NewNotification, now time.Ti
 	rows, err := q.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO notifications (intent_id, id_ms, id_seq, notification_type, producer, audience_kind,
-				audience_json, payload_json, occurred_at_ms, idempotency_key, traceparent, status, reason,
+				audience_json, payload_json, occurred_at_ms, idempotency_key, trace_context, status, reason,
 				duplicate_of, raw_fields, next_attempt_at_ms, created_at_ms, updated_at_ms)
 			SELECT u.*, $17, $17 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
 				$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[],
@@ -163,7 +164,7 @@ func (s *Store) Record(ctx context.Context, batch []NewNotification, now time.Ti
 		)
 		SELECT intent_id FROM ins`, oneShot,
 		n.intentID, n.idMS, n.idSeq, n.ntype, n.producer, n.audienceKind,
-		n.audienceJSON, n.payloadJSON, n.occurredAt, n.key, n.traceparent, n.status, n.reason,
+		n.audienceJSON, n.payloadJSON, n.occurredAt, n.key, n.traceContext, n.status, n.reason,
 		n.duplicateOf, n.rawFields, n.next, nowMS,
 		r.intentID, r.routeID, r.userID, r.recipient, r.key, firstDue.UnixMilli())
 	if err != nil {
@@ -284,7 +285,7 @@ func (s *Store) PurgeKeys(ctx context.Context, now time.Time) (int64, error) {
 type notificationColumns struct {
 	intentID, ntype, producer, audienceKind, status []string
 	idMS, idSeq                                     []int64
-	audienceJSON, payloadJSON, key, traceparent     []*string
+	audienceJSON, payloadJSON, key, traceContext    []*string
 	reason, duplicateOf, rawFields                  []*string
 	occurredAt, next                                []*int64
 }
@@ -305,7 +306,7 @@ func (c *notificationColumns) add(nn NewNotification, status, reason, dupOf stri
 	}
 	c.occurredAt = append(c.occurredAt, occ)
 	c.key = append(c.key, nullable(nn.IdempotencyKey))
-	c.traceparent = append(c.traceparent, nullable(nn.Traceparent))
+	c.traceContext = append(c.traceContext, nullable(nn.TraceContext))
 	c.status = append(c.status, status)
 	c.reason = append(c.reason, nullable(reason))
 	c.duplicateOf = append(c.duplicateOf, nullable(dupOf))

@@ -44,9 +44,9 @@ func remoteContext(t *testing.T) context.Context {
 	return baggage.ContextWithBaggage(ctx, b)
 }
 
-// The propagator writes traceparent, tracestate and baggage; an entry
-// carries the first two only (the contract's field sets have no baggage).
-func TestPublishCarriesTraceparentAndTracestateNotBaggage(t *testing.T) {
+// The default propagator writes traceparent, tracestate and baggage, and an
+// entry carries all three: the baggage of a producer reaches the last hop.
+func TestPublishCarriesTraceparentTracestateAndBaggage(t *testing.T) {
 	usePropagator(t)
 	c := redisClient(t)
 	stream := uniqueStream(t)
@@ -62,6 +62,7 @@ func TestPublishCarriesTraceparentAndTracestateNotBaggage(t *testing.T) {
 		"x":           "1",
 		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		"tracestate":  "vendor=abc",
+		"baggage":     "tenant=t1",
 	}
 	if len(got[0].Values) != len(want) {
 		t.Errorf("entry fields %v, want exactly %v", got[0].Values, want)
@@ -91,11 +92,12 @@ func TestNoTraceContextAddsNoField(t *testing.T) {
 	}
 }
 
-func TestExtractReadsTraceparentAndTracestate(t *testing.T) {
+func TestExtractReadsTraceparentTracestateAndBaggage(t *testing.T) {
 	usePropagator(t)
 	ctx := streams.ExtractTrace(context.Background(), map[string]string{
 		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		"tracestate":  "vendor=abc",
+		"baggage":     "tenant=t1,region=eu",
 		"game_id":     "g1",
 	})
 	sc := trace.SpanContextFromContext(ctx)
@@ -104,6 +106,10 @@ func TestExtractReadsTraceparentAndTracestate(t *testing.T) {
 	}
 	if got := sc.TraceState().Get("vendor"); got != "abc" {
 		t.Fatalf("tracestate vendor = %q, want abc", got)
+	}
+	b := baggage.FromContext(ctx)
+	if b.Len() != 2 || b.Member("tenant").Value() != "t1" || b.Member("region").Value() != "eu" {
+		t.Fatalf("baggage %q, want tenant=t1 and region=eu", b.String())
 	}
 }
 

@@ -113,6 +113,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"loop"}),
 	}
 	reg.MustRegister(m.events, m.removed, m.loopErrs)
+	// Every series exists from the start at 0, so a rate or increase over
+	// it (an alert, a panel) sees the first event instead of a series that
+	// appears with it.
+	for _, e := range []string{"healthy", "unhealthy", "exited", "missing"} {
+		m.events.WithLabelValues(e)
+	}
+	for _, r := range []string{"orphan", "stopped"} {
+		m.removed.WithLabelValues(r)
+	}
+	for _, l := range []string{"probe", "inspect", "reconcile", "cleanup"} {
+		m.loopErrs.WithLabelValues(l)
+	}
 	return m
 }
 
