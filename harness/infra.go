@@ -38,12 +38,15 @@ type Infra struct {
 type InfraOptions struct {
 	// Packages are the main packages to build into Infra.Binaries; nil means
 	// the four services and the tools (ServicePackagePaths,
-	// ToolPackagePaths), an empty non-nil slice none.
+	// ToolPackagePaths) — only the tools when Deployed —, an empty non-nil
+	// slice none.
 	Packages []string
 	// Deployed starts only what a run against a deployment needs of its
 	// own: the registry with the game images, which the deployment's
 	// Docker daemon pulls from this host's loopback (it must run on this
-	// host). No Redis, PostgreSQL or binaries: the deployment has its own.
+	// host), and the operator's tools (galaxyctl), which the suite runs
+	// against the deployment as its operators do. No Redis, PostgreSQL or
+	// service binaries: the deployment has its own.
 	Deployed bool
 }
 
@@ -68,7 +71,11 @@ func StartInfraWith(ctx context.Context, tb TB, opts InfraOptions) Infra {
 	}
 
 	pkgs := opts.Packages
-	if pkgs == nil && !opts.Deployed {
+	switch {
+	case pkgs != nil:
+	case opts.Deployed:
+		pkgs = ToolPackagePaths()
+	default:
 		pkgs = append(ServicePackagePaths(), ToolPackagePaths()...)
 	}
 	// The build is CPU work and the containers mostly waiting: overlap them.

@@ -15,6 +15,7 @@ import (
 	"galaxy/acceptance/behaviors"
 	"galaxy/acceptance/framework"
 	"galaxy/harness"
+	"galaxy/harness/speclabel"
 )
 
 // The JSON answers of galaxyctl as docs/galaxyctl.md documents them; runJSON
@@ -122,7 +123,7 @@ func templateCommand(key, to string) map[string]string {
 	}
 }
 
-var _ = describe("galaxyctl deadletters", func() {
+var _ = describe("galaxyctl deadletters", Label(speclabel.Hermetic), func() {
 	It("lists a valid command dead-lettered by its deliveries, replays it once so Mail delivers it, and says so on a second replay", behaviors.Proves(
 		"contract.operator.deadletters-listed", "contract.operator.deadletter-replayed-once",
 	), func(ctx SpecContext) {
@@ -242,7 +243,7 @@ var _ = describe("galaxyctl deadletters", func() {
 	})
 })
 
-var _ = describe("galaxyctl deliveries", func() {
+var _ = describe("galaxyctl deliveries", Label(speclabel.Hermetic), func() {
 	It("lists a delivery the SMTP server refused, resends it until sent, and mails nobody on a second resend", behaviors.Proves(
 		"mail.operator.failed-delivery-resent",
 	), func(ctx SpecContext) {
@@ -319,7 +320,7 @@ var _ = describe("galaxyctl deliveries", func() {
 	})
 })
 
-var _ = describe("galaxyctl routes", func() {
+var _ = describe("galaxyctl routes", Label(speclabel.Hermetic), func() {
 	It("lists a route that died while the User Service was down, retries it once it is back, and mails its user once", behaviors.Proves(
 		"notification.operator.dead-route-retried",
 	), func(ctx SpecContext) {
@@ -416,7 +417,7 @@ var _ = describe("galaxyctl exit codes", func() {
 	It("exits 2 naming the bad flag, variable or argument, and 1 when a service does not answer", behaviors.Proves(
 		"contract.operator.exit-codes",
 	), func(ctx SpecContext) {
-		c := ctl{bin: framework.Infra().Binary(GinkgoT(), "galaxyctl"), env: map[string]string{}}
+		c := ctl{bin: galaxyctlBinary(), env: map[string]string{}}
 		for _, tc := range []struct {
 			env  map[string]string
 			args []string
