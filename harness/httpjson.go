@@ -1,33 +1,23 @@
 package harness
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"galaxy/harness/openapi"
+	"galaxy/platform/apiclient"
 )
 
-// DefaultRequestTimeout bounds one API request whose Request.Timeout is zero.
-// It is above Mail's default operator budget (MAIL_OPERATOR_REQUEST_TIMEOUT,
-// 10s), so a resend that uses all of it still gets its answer; a spec's own
-// context usually ends sooner.
+// DefaultRequestTimeout bounds one API request whose Request.Timeout is zero,
+// and each call of the typed clients. It is above Mail's default operator
+// budget (MAIL_OPERATOR_REQUEST_TIMEOUT, 10s), so a resend that uses all of
+// it still gets its answer; a spec's own context usually ends sooner.
 const DefaultRequestTimeout = 15 * time.Second
 
-// apiClient carries every request of the typed clients. Its transport is
-// the default one (connections reused across specs); the time limit is per
-// request, in Do, so that a caller can ask for a longer one.
-var apiClient = &http.Client{}
-
-// Request is one call of an HTTP API.
+// Request is one call of an HTTP API, sent through platform/apiclient as
+// the services' own clients send theirs.
 type Request struct {
 	Method string // GET when empty
 	URL    string
@@ -45,139 +35,64 @@ type Request struct {
 	// DefaultRequestTimeout.
 	Timeout time.Duration
 	// Service, when set, names the internal API that answers
-	// ("userservice", "mail", "notification", "rtmanager"): Do checks the
-	// answer against that service's OpenAPI document (harness/openapi) and
-	// returns, with the answer, an error naming what does not match. A
-	// path the document does not declare is not checked. The harness's
-	// clients set it, so every answer a spec gets through them is checked.
+	// ("userservice", "mail", "notification", "rtmanager"): the answer is
+	// checked against that service's OpenAPI document (harness/openapi),
+	// and one that does not match is an error naming what does not. A path
+	// the document does not declare is not checked. The harness's clients
+	// check every answer they get the same way.
 	Service string
 }
 
 // Response is an answer as received, whatever its status.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type Response = apiclient.Response
 
-// APIError is an answer with a status the caller did not expect. Code and
-// Message are the contract's error body ({"error":{"code","message"}}) when
-// the answer has one; Body is the answer as received either way, so an
-// answer that is not the contract's shape (a proxy's, Mailpit's text) is
-// still reported.
-type APIError struct {
-	Method  string
-	URL     string
-	Status  int
-	Code    string
-	Message string
-	Header  http.Header
-	Body    []byte
-}
-
-// maxErrorBody bounds the part of an unexpected body quoted in an error
-// message; the whole body stays in APIError.Body.
-const maxErrorBody = 2 << 10
-
-func (e *APIError) Error() string {
-	if e.Code != "" {
-		return fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.URL, e.Status, e.Code, e.Message)
-	}
-	body := e.Body
-	suffix := ""
-	if len(body) > maxErrorBody {
-		body, suffix = body[:maxErrorBody], "…"
-	}
-	return fmt.Sprintf("%s %s: %d %q%s", e.Method, e.URL, e.Status, body, suffix)
-}
+// APIError is an answer with a status the caller did not expect: the
+// contract's error code and message when the body has them, and the body
+// as received either way.
+type APIError = apiclient.Error
 
 // StatusOf returns the status of the *APIError in err's chain, or 0 when
 // there is none (no answer arrived, or the error is of another kind).
-func StatusOf(err error) int {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Status
-	}
-	return 0
-}
+func StatusOf(err error) int { return apiclient.StatusOf(err) }
 
 // ErrorCodeOf returns the contract error code of the *APIError in err's
 // chain ("not_found", "idempotency_conflict" …), or "" when there is none.
-func ErrorCodeOf(err error) string {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Code
+func ErrorCodeOf(err error) string { return apiclient.ErrorCodeOf(err) }
+
+// httpClient carries a request to service's API ("" for any other server):
+// every answer of one of the four APIs is checked against its document on
+// the way. Both share http.DefaultTransport, so connections are reused
+// across specs.
+func httpClient(service string) *http.Client {
+	if service == "" {
+		return http.DefaultClient
 	}
-	return ""
+	return openapi.Client(service)
 }
 
-// Do sends r and returns the answer whatever its status. The error is for a
-// request that got no complete answer (refused connection, timeout, body cut
-// short) or could not be built.
-func Do(ctx context.Context, r Request) (Response, error) {
-	method := r.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	body, err := requestBody(r)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %w", method, r.URL, err)
-	}
+// checkedAPI is the apiclient.Client of one of the four APIs at baseURL
+// that the typed clients are built on: answers checked, each call bounded
+// by DefaultRequestTimeout.
+func checkedAPI(service, baseURL, token string) apiclient.Client {
+	return apiclient.Client{Service: service, BaseURL: baseURL, Token: token, HTTP: httpClient(service), Timeout: DefaultRequestTimeout}
+}
+
+func (r Request) client() (*apiclient.Client, apiclient.Request) {
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, r.URL, rd)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %w", method, r.URL, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if r.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.Token)
-	}
-	for k, vs := range r.Header {
-		req.Header[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
-	}
-	resp, err := apiClient.Do(req)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %w", method, r.URL, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %d, reading the body: %w", method, r.URL, resp.StatusCode, err)
-	}
-	got := Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
-	if r.Service != "" {
-		if err := openapi.Validate(r.Service, req, resp.StatusCode, resp.Header, raw); err != nil && !errors.Is(err, openapi.ErrNoRoute) {
-			return got, err
-		}
-	}
-	return got, nil
+	c := &apiclient.Client{Token: r.Token, HTTP: httpClient(r.Service), Timeout: timeout}
+	return c, apiclient.Request{Method: r.Method, Path: r.URL, Body: r.Body, RawBody: r.RawBody, Header: r.Header}
 }
 
-func requestBody(r Request) ([]byte, error) {
-	switch {
-	case r.Body != nil && r.RawBody != nil:
-		return nil, errors.New("request has both Body and RawBody")
-	case r.RawBody != nil:
-		return r.RawBody, nil
-	case r.Body != nil:
-		b, err := json.Marshal(r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("encode body: %w", err)
-		}
-		return b, nil
-	}
-	return nil, nil
+// Do sends r and returns the answer whatever its status. The error is for a
+// request that got no complete answer (refused connection, timeout, body cut
+// short), an answer its service's document does not allow, or a request
+// that could not be built.
+func Do(ctx context.Context, r Request) (Response, error) {
+	c, req := r.client()
+	return c.Do(ctx, req)
 }
 
 // DoJSON sends r and, when the answer's status is one of want (200 when want
@@ -186,48 +101,8 @@ func requestBody(r Request) ([]byte, error) {
 // status is an *APIError. The answer is returned in every case it arrived,
 // so a caller can read a header of a success or the body of a failure.
 func DoJSON(ctx context.Context, r Request, out any, want ...int) (Response, error) {
-	resp, err := Do(ctx, r)
-	if err != nil {
-		return resp, err
-	}
-	if len(want) == 0 {
-		want = []int{http.StatusOK}
-	}
-	method := r.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	if !slices.Contains(want, resp.Status) {
-		return resp, newAPIError(method, r.URL, resp)
-	}
-	if out == nil || len(bytes.TrimSpace(resp.Body)) == 0 {
-		return resp, nil
-	}
-	if err := json.Unmarshal(resp.Body, out); err != nil {
-		return resp, fmt.Errorf("%s %s: %d, decode %q: %w", method, r.URL, resp.Status, truncate(resp.Body), err)
-	}
-	return resp, nil
-}
-
-func newAPIError(method, url string, resp Response) *APIError {
-	e := &APIError{Method: method, URL: url, Status: resp.Status, Header: resp.Header, Body: resp.Body}
-	var body struct {
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(resp.Body, &body) == nil && body.Error != nil {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-	}
-	return e
-}
-
-func truncate(b []byte) string {
-	if len(b) > maxErrorBody {
-		return string(b[:maxErrorBody]) + "…"
-	}
-	return string(b)
+	c, req := r.client()
+	return c.DoJSON(ctx, req, out, want...)
 }
 
 // GetJSON GETs url and decodes a 200 answer into out; any other status is an
@@ -243,37 +118,9 @@ func joinURL(base, path string) string {
 	return strings.TrimRight(base, "/") + path
 }
 
-// listPage GETs one page of a cursor-paged list of the internal APIs,
-// {"items":[…],"next_cursor":"…"}, at baseURL+path with query.
-func listPage[T any](ctx context.Context, service, baseURL, token, path string, query url.Values) ([]T, string, error) {
-	var page struct {
-		Items      []T    `json:"items"`
-		NextCursor string `json:"next_cursor"`
-	}
-	if enc := query.Encode(); enc != "" {
-		path += "?" + enc
-	}
-	_, err := DoJSON(ctx, Request{URL: joinURL(baseURL, path), Token: token, Service: service}, &page)
-	return page.Items, page.NextCursor, err
-}
-
-// allPages follows next_cursor from cursor to the last page, fetching each
-// with page; what names the list in an error. A cursor handed back again
-// would loop for ever, so it is an error.
-func allPages[T any](what, cursor string, page func(cursor string) ([]T, string, error)) ([]T, error) {
-	var out []T
-	for {
-		items, next, err := page(cursor)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, items...)
-		if next == "" || len(items) == 0 {
-			return out, nil
-		}
-		if next == cursor {
-			return out, fmt.Errorf("%s: next_cursor %q repeats the cursor of the page", what, next)
-		}
-		cursor = next
-	}
+// rawDo is the typed clients' Do: one request to the API (path from
+// /api/…) with the client's token, the answer whatever its status, for
+// specs about a 400, a header or the exact body.
+func rawDo(ctx context.Context, c apiclient.Client, method, path string, body any) (Response, error) {
+	return c.Do(ctx, apiclient.Request{Method: method, Path: path, Body: body})
 }

@@ -4,11 +4,14 @@
 //   - config: environment variables into a struct; bad values exit 2 naming the variable
 //   - logging: the JSON slog logger
 //   - httpapi: the internal HTTP server with /healthz, /readyz, /metrics and JSON errors
+//   - apiclient: calling those internal APIs (token, error shape, paging); each service's client is built on it
+//   - gauges: metrics read from a service's stores at scrape time, each read bounded
 //   - streams: Redis Streams consumer groups with reclaim and dead letters; publishing
 //   - database: the pgx pool and embedded goose migrations under an advisory lock
 //   - telemetry: OpenTelemetry from OTEL_* variables
 //   - lifecycle: running the parts together and stopping them on SIGTERM
 //   - housekeeping: the retention part: streams trimmed, finished records purged
+//   - untrusted: outside values (a producer's field, a daemon's error) made safe to show an operator
 //   - crashpoint: test-only points where a process kills itself when GALAXY_CRASH_POINT names them
 //
 // A service's main wires them in this order:

@@ -293,6 +293,7 @@ var _ = describe("galaxyctl deliveries", Label(speclabel.Hermetic), func() {
 		logs := logLines(r.stderr)
 		Expect(logs).To(HaveLen(1))
 		Expect(logs[0]).To(HaveKeyWithValue("msg", "resend delivery"))
+		Expect(logs[0]).To(HaveKeyWithValue("level", "INFO"))
 		Expect(logs[0]).To(HaveKeyWithValue("resent", true))
 		Expect(logs[0]).To(HaveKeyWithValue("status", "sent"))
 		Eventually(ctx, func() ([]harness.MailpitMessage, error) { return smtp.Search(ctx, "to:"+to) }).Should(HaveLen(1))

@@ -15,7 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"galaxy/galaxyctl/deadletter"
-	"galaxy/galaxyctl/internalapi"
+	"galaxy/mail/mailclient"
+	"galaxy/notification/notificationclient"
 )
 
 // DefaultStreams are the streams whose consumers dead-letter entries, by the
@@ -152,12 +153,12 @@ func (c *config) redis() *redis.Client {
 
 func (c *config) httpClient() *http.Client { return &http.Client{Timeout: c.timeout} }
 
-func (c *config) mail() *internalapi.Mail {
-	return internalapi.NewMail(c.mailURL, c.mailToken, c.httpClient())
+func (c *config) mail() *mailclient.Client {
+	return mailclient.New(c.mailURL, c.mailToken, c.httpClient())
 }
 
-func (c *config) notification() *internalapi.NotificationAPI {
-	return internalapi.NewNotification(c.notificationURL, c.notificationToken, c.httpClient())
+func (c *config) notification() *notificationclient.Client {
+	return notificationclient.New(c.notificationURL, c.notificationToken, c.httpClient())
 }
 
 func splitList(s string) []string {

@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"galaxy/galaxyctl/internalapi"
+	"galaxy/mail/mailclient"
+	"galaxy/platform/apiclient"
 )
 
 // deliveryStatuses are Mail's statuses (docs/contracts.md §5), and "all".
@@ -24,12 +25,46 @@ func (a *app) deliveriesCommand() *cobra.Command {
 
 // DeliveriesList is the JSON answer of deliveries list.
 type DeliveriesList struct {
-	Items      []internalapi.Delivery `json:"items"`
-	NextCursor string                 `json:"next_cursor,omitempty"`
+	Items      []Delivery `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// Delivery is a delivery as galaxyctl shows it (docs/galaxyctl.md): the
+// fields of Mail's delivery an operator reads, the detail's left out of a
+// list item. The JSON answers' shape is galaxyctl's own, so it does not
+// grow with Mail's API.
+type Delivery struct {
+	DeliveryID     string   `json:"delivery_id"`
+	Source         string   `json:"source"`
+	TemplateID     string   `json:"template_id"`
+	Locale         string   `json:"locale"`
+	To             []string `json:"to"`
+	Status         string   `json:"status"`
+	IdempotencyKey string   `json:"idempotency_key"`
+	ErrorCode      string   `json:"error_code"`
+	CreatedAtMS    int64    `json:"created_at_ms"`
+	UpdatedAtMS    int64    `json:"updated_at_ms"`
+	SentAtMS       *int64   `json:"sent_at_ms"`
+
+	// The detail's fields (empty in a list item).
+	Subject      string               `json:"subject,omitempty"`
+	ErrorMessage string               `json:"error_message,omitempty"`
+	Sequence     int                  `json:"sequence,omitempty"`
+	Attempts     []mailclient.Attempt `json:"attempts,omitempty"`
+}
+
+// deliveryOf is d as galaxyctl shows it.
+func deliveryOf(d mailclient.Delivery) Delivery {
+	return Delivery{
+		DeliveryID: d.DeliveryID, Source: d.Source, TemplateID: d.TemplateID, Locale: d.Locale, To: d.To,
+		Status: d.Status, IdempotencyKey: d.IdempotencyKey, ErrorCode: d.ErrorCode,
+		CreatedAtMS: d.CreatedAtMS, UpdatedAtMS: d.UpdatedAtMS, SentAtMS: d.SentAtMS,
+		Subject: d.Subject, ErrorMessage: d.ErrorMessage, Sequence: d.Sequence, Attempts: d.Attempts,
+	}
 }
 
 func (a *app) deliveriesList() *cobra.Command {
-	var f internalapi.DeliveryFilter
+	var f mailclient.Query
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "List deliveries newest first: failed ones unless --status says otherwise",
@@ -47,13 +82,14 @@ func (a *app) deliveriesList() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.cfg.timeout)
 			defer cancel()
-			items, next, err := a.cfg.mail().Deliveries(ctx, q)
+			listed, next, err := a.cfg.mail().Deliveries(ctx, q)
 			if err != nil {
 				a.logger.Error("list deliveries failed", "status", f.Status, "err", err)
 				return failed(err)
 			}
-			if items == nil {
-				items = []internalapi.Delivery{}
+			items := make([]Delivery, len(listed))
+			for i, d := range listed {
+				items[i] = deliveryOf(d)
 			}
 			a.logger.Info("listed deliveries", "status", f.Status, "deliveries", len(items), "more", next != "")
 			out := DeliveriesList{Items: items, NextCursor: next}
@@ -84,18 +120,19 @@ func (a *app) deliveriesShow() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.cfg.timeout)
 			defer cancel()
-			d, err := a.cfg.mail().Delivery(ctx, args[0])
+			got, err := a.cfg.mail().Delivery(ctx, args[0])
 			if err != nil {
 				a.logger.Error("show delivery failed", "delivery_id", args[0], "err", err)
 				return failed(err)
 			}
+			d := deliveryOf(got)
 			a.logger.Info("showed delivery", "delivery_id", d.DeliveryID, "status", d.Status)
 			return a.emit(d, func(w io.Writer) { showDelivery(w, d) })
 		},
 	}
 }
 
-func showDelivery(w io.Writer, d internalapi.Delivery) {
+func showDelivery(w io.Writer, d Delivery) {
 	row(w, "delivery:", d.DeliveryID)
 	row(w, "status:", d.Status)
 	row(w, "to:", strings.Join(d.To, ", "))
@@ -152,12 +189,23 @@ attempt failed.`,
 				a.logger.Error("resend delivery failed", "delivery_id", id, "err", err)
 				return failed(err)
 			}
-			a.logger.Info("resend delivery", "delivery_id", id, "resent", res.Resent, "status", res.Status, "message", res.Message)
+			// A resend whose delivery failed again is a failed action: it
+			// logs at ERROR, as every failure does, and exits 1.
+			var again error
+			if res.Resent && res.Status == "failed" {
+				again = fmt.Errorf("delivery %s failed again", id)
+			}
+			log := a.logger.Info
+			attrs := []any{"delivery_id", id, "resent", res.Resent, "status", res.Status, "message", res.Message}
+			if again != nil {
+				log, attrs = a.logger.Error, append(attrs, "err", again)
+			}
+			log("resend delivery", attrs...)
 			if err := a.emit(res, func(w io.Writer) { fmt.Fprintf(w, "delivery %s: %s\n", id, res.Message) }); err != nil {
 				return failed(err)
 			}
-			if res.Resent && res.Status == "failed" {
-				return failed(fmt.Errorf("delivery %s failed again", id))
+			if again != nil {
+				return failed(again)
 			}
 			return nil
 		},
@@ -166,7 +214,7 @@ attempt failed.`,
 	return c
 }
 
-func resend(ctx context.Context, mail *internalapi.Mail, id string, force bool) (ResendResult, error) {
+func resend(ctx context.Context, mail *mailclient.Client, id string, force bool) (ResendResult, error) {
 	res := ResendResult{DeliveryID: id}
 	d, err := mail.Delivery(ctx, id)
 	if err != nil {
@@ -184,8 +232,8 @@ func resend(ctx context.Context, mail *internalapi.Mail, id string, force bool) 
 	// The sequence read above is the precondition: if another resend got in
 	// between, Mail refuses this one instead of mailing a second time.
 	seen := d.Sequence
-	d, settled, err := mail.Resend(ctx, id, seen)
-	if internalapi.StatusOf(err) == http.StatusConflict {
+	d, settled, err := mail.ResendIfSequence(ctx, id, seen)
+	if apiclient.StatusOf(err) == http.StatusConflict {
 		// Another resend or the sender took it between our read and ours.
 		res.Message = "in progress; nothing to do"
 		if cur, err := mail.Delivery(ctx, id); err == nil {
@@ -207,8 +255,11 @@ func resend(ctx context.Context, mail *internalapi.Mail, id string, force bool) 
 	case d.Status == "sent":
 		res.Message = "resent: sent"
 	default:
-		last := ""
-		if n := len(d.Attempts); n > 0 {
+		// The last attempt's error (the SMTP server's reply), or the
+		// delivery's when no attempt was made (a template that does not
+		// render fails before any).
+		last := d.ErrorMessage
+		if n := len(d.Attempts); n > 0 && d.Attempts[n-1].Error != "" {
 			last = d.Attempts[n-1].Error
 		}
 		res.Message = "resent: " + d.Status + ": " + joinError(d.ErrorCode, last)

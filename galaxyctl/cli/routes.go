@@ -10,7 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"galaxy/galaxyctl/internalapi"
+	"galaxy/notification/notificationclient"
+	"galaxy/platform/apiclient"
 )
 
 func (a *app) routesCommand() *cobra.Command {
@@ -20,8 +21,40 @@ func (a *app) routesCommand() *cobra.Command {
 
 // RoutesList is the JSON answer of routes list.
 type RoutesList struct {
-	Items      []internalapi.DeadRoute `json:"items"`
-	NextCursor string                  `json:"next_cursor,omitempty"`
+	Items      []DeadRoute `json:"items"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// DeadRoute is a dead route as galaxyctl shows it (docs/galaxyctl.md): the
+// route's fields an operator reads, with its notification's. The JSON
+// answers' shape is galaxyctl's own, so it does not grow with
+// Notification's API.
+type DeadRoute struct {
+	IntentEntryID    string  `json:"intent_entry_id"`
+	NotificationType string  `json:"notification_type"`
+	Producer         string  `json:"producer"`
+	RouteID          string  `json:"route_id"`
+	UserID           *string `json:"user_id,omitempty"`
+	Recipient        *string `json:"recipient"`
+	Status           string  `json:"status"`
+	Reason           *string `json:"reason,omitempty"`
+	Attempts         int     `json:"attempts"`
+	LastError        *string `json:"last_error"`
+	IdempotencyKey   string  `json:"idempotency_key"`
+	MailEntryID      *string `json:"mail_entry_id,omitempty"`
+	LastAttemptAtMS  *int64  `json:"last_attempt_at_ms,omitempty"`
+	RoutedAtMS       *int64  `json:"routed_at_ms,omitempty"`
+	UpdatedAtMS      int64   `json:"updated_at_ms"`
+}
+
+// deadRouteOf is r as galaxyctl shows it.
+func deadRouteOf(r notificationclient.DeadRoute) DeadRoute {
+	return DeadRoute{
+		IntentEntryID: r.IntentEntryID, NotificationType: r.NotificationType, Producer: r.Producer,
+		RouteID: r.RouteID, UserID: r.UserID, Recipient: r.Recipient, Status: r.Status, Reason: r.Reason,
+		Attempts: r.Attempts, LastError: r.LastError, IdempotencyKey: r.IdempotencyKey, MailEntryID: r.MailEntryID,
+		LastAttemptAtMS: r.LastAttemptAtMS, RoutedAtMS: r.RoutedAtMS, UpdatedAtMS: r.UpdatedAtMS,
+	}
 }
 
 func (a *app) routesList() *cobra.Command {
@@ -40,13 +73,14 @@ func (a *app) routesList() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.cfg.timeout)
 			defer cancel()
-			items, next, err := a.cfg.notification().DeadRoutes(ctx, limit, cursor)
+			listed, next, err := a.cfg.notification().DeadRoutes(ctx, limit, cursor)
 			if err != nil {
 				a.logger.Error("list dead routes failed", "err", err)
 				return failed(err)
 			}
-			if items == nil {
-				items = []internalapi.DeadRoute{}
+			items := make([]DeadRoute, len(listed))
+			for i, r := range listed {
+				items[i] = deadRouteOf(r)
 			}
 			a.logger.Info("listed dead routes", "routes", len(items), "more", next != "")
 			return a.emit(RoutesList{Items: items, NextCursor: next}, func(w io.Writer) {
@@ -113,20 +147,13 @@ cannot route it), it exits 1. With --all, every dead route is retried.`,
 			type target struct{ id, route string }
 			var targets []target
 			if all {
-				cursor := ""
-				for {
-					items, next, err := api.DeadRoutes(ctx, 500, cursor)
-					if err != nil {
-						a.logger.Error("retry dead routes failed", "err", err)
-						return failed(err)
-					}
-					for _, r := range items {
-						targets = append(targets, target{r.IntentEntryID, r.RouteID})
-					}
-					if next == "" || len(items) == 0 {
-						break
-					}
-					cursor = next
+				dead, err := api.AllDeadRoutes(ctx)
+				if err != nil {
+					a.logger.Error("retry dead routes failed", "err", err)
+					return failed(err)
+				}
+				for _, r := range dead {
+					targets = append(targets, target{r.IntentEntryID, r.RouteID})
 				}
 			} else {
 				targets = []target{{args[0], args[1]}}
@@ -169,10 +196,10 @@ cannot route it), it exits 1. With --all, every dead route is retried.`,
 	return c
 }
 
-func retryRoute(ctx context.Context, api *internalapi.NotificationAPI, id, routeID string) (RouteRetry, error) {
+func retryRoute(ctx context.Context, api *notificationclient.Client, id, routeID string) (RouteRetry, error) {
 	res := RouteRetry{NotificationID: id, RouteID: routeID}
 	n, err := api.RetryRoute(ctx, id, routeID)
-	if internalapi.StatusOf(err) == http.StatusConflict {
+	if apiclient.StatusOf(err) == http.StatusConflict {
 		// Not dead: say what it is instead.
 		n, err := api.Notification(ctx, id)
 		if err != nil {

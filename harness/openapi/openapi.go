@@ -3,7 +3,9 @@
 // rtmanager/api, each openapi.yaml, embedded as api.OpenAPI), so that the
 // documents, the prose contract and the code cannot drift apart unseen.
 //
-// A harness client that has received an answer makes one call:
+// The harness's clients get their answers through an *http.Client whose
+// Transport checks each one (Client("mail")); a test that has an answer in
+// hand makes one call:
 //
 //	err := openapi.Validate("mail", req, resp.StatusCode, resp.Header, body)
 //
