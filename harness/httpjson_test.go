@@ -46,7 +46,7 @@ func userServer(t *testing.T) *httptest.Server {
 func TestTypedClientsCheckEveryAnswer(t *testing.T) {
 	srv := userServer(t)
 	ctx := context.Background()
-	users := &UserClient{BaseURL: srv.URL}
+	users := NewUserClient(srv.URL, "")
 	if u, err := users.Get(ctx, "u-1"); err != nil || u.Locale != "en-GB" {
 		t.Fatalf("a valid answer: %+v, %v", u, err)
 	}

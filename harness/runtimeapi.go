@@ -13,42 +13,28 @@ type (
 	RuntimeQuery = rtmanagerclient.Query
 )
 
-// RuntimeClient calls the Runtime Manager's internal API through
-// rtmanager/rtmanagerclient, every answer checked against the service's
-// OpenAPI document.
+// RuntimeClient is the Runtime Manager's client (rtmanagerclient) with every answer checked
+// against the service's OpenAPI document and each call bounded by
+// DefaultRequestTimeout: its methods are rtmanagerclient.Client's, and Do
+// sends a raw request.
 type RuntimeClient struct {
-	BaseURL string // http://host:port
-	Token   string // RTMANAGER_INTERNAL_API_TOKEN, when the service has one
+	*rtmanagerclient.Client
 }
 
-func (c *RuntimeClient) api() *rtmanagerclient.Client {
-	return &rtmanagerclient.Client{Client: checkedAPI("rtmanager", c.BaseURL, c.Token)}
+// NewRuntimeClient returns a client of the Runtime Manager API at baseURL
+// (http://host:port), sending token (RTMANAGER_INTERNAL_API_TOKEN; "" for none).
+func NewRuntimeClient(baseURL, token string) *RuntimeClient {
+	return &RuntimeClient{&rtmanagerclient.Client{Client: checkedAPI("rtmanager", baseURL, token)}}
 }
 
 // Do sends one request to the API (path from /api/…) with the client's
-// token and returns the answer whatever its status.
+// token and returns the answer whatever its status, for specs about a 400,
+// a header or the exact body.
 func (c *RuntimeClient) Do(ctx context.Context, method, path string, body any) (Response, error) {
-	return rawDo(ctx, c.api().Client, method, path, body)
-}
-
-// Runtimes is rtmanagerclient.Client.Runtimes: one page matching q,
-// ordered by game ID.
-func (c *RuntimeClient) Runtimes(ctx context.Context, q RuntimeQuery) ([]Runtime, string, error) {
-	return c.api().Runtimes(ctx, q)
-}
-
-// AllRuntimes is rtmanagerclient.Client.AllRuntimes: every page matching q.
-func (c *RuntimeClient) AllRuntimes(ctx context.Context, q RuntimeQuery) ([]Runtime, error) {
-	return c.api().AllRuntimes(ctx, q)
-}
-
-// Runtime is rtmanagerclient.Client.Runtime: a game without a runtime is a
-// 404 *APIError (StatusOf).
-func (c *RuntimeClient) Runtime(ctx context.Context, gameID string) (Runtime, error) {
-	return c.api().Runtime(ctx, gameID)
+	return rawDo(ctx, c.Client.Client, method, path, body)
 }
 
 // RuntimeClient returns a client of the pipeline's Runtime Manager.
 func (p *Pipeline) RuntimeClient() *RuntimeClient {
-	return &RuntimeClient{BaseURL: p.RTManagerURL, Token: p.Tokens.RTManager}
+	return NewRuntimeClient(p.RTManagerURL, p.Tokens.RTManager)
 }

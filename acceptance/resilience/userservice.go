@@ -38,7 +38,7 @@ var _ = describe("the User Service down for longer than a route's budget", func(
 		d.expectUserRoutesWaiting(ctx)
 
 		By("no notification dead when the outage has outlasted the route budget")
-		notifications := &harness.NotificationClient{BaseURL: d.p.NotificationURL}
+		notifications := harness.NewNotificationClient(d.p.NotificationURL, "")
 		dead, err := notifications.AllNotifications(ctx, harness.NotificationQuery{Status: "dead"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(dead).To(BeEmpty(), "notifications dead after an outage of %s (route budget %s)",

@@ -133,22 +133,22 @@ var _ = describe("an internal API with <P>_INTERNAL_API_TOKEN set", func() {
 			switch s.name {
 			case "userservice":
 				id := harness.UniqueName("sec-user")
-				_, err := (&harness.UserClient{BaseURL: base}).Create(ctx, harness.NewUser{
+				_, err := harness.NewUserClient(base, "").Create(ctx, harness.NewUser{
 					UserID: id, Email: id + "@example.com", DisplayName: "Mallory", Locale: "en",
 				})
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusUnauthorized), "%v", err)
 				refused++
-				_, err = (&harness.UserClient{BaseURL: base, Token: token}).Get(ctx, id)
+				_, err = harness.NewUserClient(base, token).Get(ctx, id)
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusNotFound), "%v", err)
 			case "mail":
 				key := harness.UniqueName("sec-delivery")
-				_, err := (&harness.MailClient{BaseURL: base}).CreateDelivery(ctx, harness.DeliveryCommand{
+				_, err := harness.NewMailClient(base, "").CreateDelivery(ctx, harness.DeliveryCommand{
 					Source: "security", PayloadMode: "rendered", Subject: "s", TextBody: "t",
 					To: []string{"ops@example.com"}, IdempotencyKey: key, RequestedAtMS: 1700000000000,
 				})
 				Expect(harness.StatusOf(err)).To(Equal(http.StatusUnauthorized), "%v", err)
 				refused++
-				list, err := (&harness.MailClient{BaseURL: base, Token: token}).Do(ctx, http.MethodGet,
+				list, err := harness.NewMailClient(base, token).Do(ctx, http.MethodGet,
 					"/api/v1/internal/deliveries?"+harness.DeliveryQuery{IdempotencyKey: key}.Values().Encode(), nil)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(list.Status).To(Equal(http.StatusOK), "%s", list.Body)

@@ -91,7 +91,7 @@ func newMailService(t *testing.T, svc *harness.Service) *mailService {
 	rdb := streams.NewClient(infra.RedisAddr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
 	return &mailService{
-		t: t, svc: svc, proc: svc.Process, mail: &harness.MailClient{BaseURL: svc.URL},
+		t: t, svc: svc, proc: svc.Process, mail: harness.NewMailClient(svc.URL, ""),
 		stream: svc.Streams.MailCommands, rdb: rdb,
 	}
 }

@@ -81,7 +81,7 @@ func newService(svc *harness.Service) *service {
 	return &service{
 		svc:           svc,
 		proc:          svc.Process,
-		api:           &harness.NotificationClient{BaseURL: svc.URL},
+		api:           harness.NewNotificationClient(svc.URL, ""),
 		intentsStream: svc.Streams.Intents,
 		mailStream:    svc.Streams.MailCommands,
 		dsn:           svc.DSN,
@@ -248,7 +248,7 @@ func startUserService(t *testing.T) *userService {
 	svc := harness.StartService(context.Background(), t, harness.ServiceSpec{
 		Name: "userservice", Infra: infra, Env: map[string]string{"USERSERVICE_LOG_LEVEL": "warn"},
 	})
-	return &userService{proc: svc.Process, api: &harness.UserClient{BaseURL: svc.URL}}
+	return &userService{proc: svc.Process, api: harness.NewUserClient(svc.URL, "")}
 }
 
 func (u *userService) create(t *testing.T, user harness.NewUser) {

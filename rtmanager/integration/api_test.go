@@ -46,7 +46,7 @@ func TestRuntimeListPagesThroughEveryRecord(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = srv.Run(runCtx, time.Second); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	rc := &harness.RuntimeClient{BaseURL: "http://" + srv.Addr()}
+	rc := harness.NewRuntimeClient("http://"+srv.Addr(), "")
 
 	var got []string
 	cursor := ""

@@ -31,7 +31,7 @@ func startRTManager(t *testing.T, wait harness.Readiness, overrides map[string]s
 	svc := startRTManagerService(t, wait, overrides)
 	rdb := streams.NewClient(shared.redis.Addr, "", 0)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &rtmProcess{proc: svc.Process, api: &harness.RuntimeClient{BaseURL: svc.URL}, rdb: rdb, streams: svc.Streams}
+	return &rtmProcess{proc: svc.Process, api: harness.NewRuntimeClient(svc.URL, ""), rdb: rdb, streams: svc.Streams}
 }
 
 // startRTManagerService starts the binary on the package's Redis,

@@ -54,7 +54,7 @@ func newFaultManager(t *testing.T, svc *harness.Service) *faultManager {
 	t.Cleanup(pool.Close)
 	// Game containers outlive the processes; the test removes its own.
 	t.Cleanup(func() { removeInstanceContainers(t, svc.Var("INSTANCE_ID")) })
-	return &faultManager{svc: svc, api: &harness.RuntimeClient{BaseURL: svc.URL}, rdb: rdb, st: store.New(pool)}
+	return &faultManager{svc: svc, api: harness.NewRuntimeClient(svc.URL, ""), rdb: rdb, st: store.New(pool)}
 }
 
 func removeInstanceContainers(t *testing.T, instance string) {

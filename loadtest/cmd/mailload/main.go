@@ -71,7 +71,7 @@ func main() {
 		}
 		rdb := streams.NewClient(*redisAddr, "", 0)
 		defer rdb.Close()
-		mail := &harness.MailClient{BaseURL: strings.TrimRight(*mailURL, "/")}
+		mail := harness.NewMailClient(strings.TrimRight(*mailURL, "/"), "")
 		if err := run(ctx, rdb, *stream, *group, mail, *source, *n, *rate, *pipeline); err != nil {
 			fmt.Fprintln(os.Stderr, "mailload:", err)
 			code = 1

@@ -439,7 +439,7 @@ func waitSent(ctx context.Context, o *options) error {
 
 // sentDeliveries pages through Mail's sent deliveries of the load's type.
 func sentDeliveries(ctx context.Context, base string) ([]harness.Delivery, error) {
-	mail := &harness.MailClient{BaseURL: base}
+	mail := harness.NewMailClient(base, "")
 	ds, err := mail.AllDeliveries(ctx, harness.DeliveryQuery{Source: "notification", TemplateID: notificationType, Status: "sent"})
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)

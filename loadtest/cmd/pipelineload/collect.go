@@ -75,7 +75,7 @@ func mailsDone(ctx context.Context, p *harness.Pipeline, want int) (bool, error)
 
 // listDeliveries pages through every delivery Notification caused.
 func listDeliveries(ctx context.Context, mailURL string) ([]harness.Delivery, error) {
-	mail := &harness.MailClient{BaseURL: mailURL}
+	mail := harness.NewMailClient(mailURL, "")
 	ds, err := mail.AllDeliveries(ctx, harness.DeliveryQuery{Source: "notification", TemplateID: notificationType})
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)

@@ -25,7 +25,7 @@ func TestBinaryServesOverPostgres(t *testing.T) {
 		Env:    map[string]string{"USERSERVICE_LOG_LEVEL": "debug"},
 	})
 	p := svc.Process
-	users := &harness.UserClient{BaseURL: svc.URL}
+	users := harness.NewUserClient(svc.URL, "")
 
 	// The answer as sent, to the byte.
 	if r, err := users.Do(ctx, http.MethodGet, "/api/v1/internal/users/user-readiness-probe/exists", nil); err != nil ||
